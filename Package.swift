@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Release builds target the host's vector units (AVX2/FMA/F16C) so that Float16 conversion and
+/// SIMD kernels compile to native instructions instead of library calls. Set IRM_PORTABLE=1 to
+/// build for baseline x86-64 instead.
+import Foundation
+let portable = ProcessInfo.processInfo.environment["IRM_PORTABLE"] == "1"
+let hostVectorFlags: [SwiftSetting] = portable ? [] : [
+    .unsafeFlags(["-target-cpu", "native"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "irm",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "IRMKit", targets: ["IRMKit"]),
+        .executable(name: "irm", targets: ["irm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLapack", path: "Sources/CLapack", pkgConfig: "lapacke",
+                       providers: [.apt(["liblapacke-dev"])]),
+        .target(
+            name: "IRMKit",
+            dependencies: ["CHDF5", "CBLAS", "CLapack"],
+            swiftSettings: hostVectorFlags
+        ),
+        .executableTarget(
+            name: "irm",
+            dependencies: ["IRMKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(
+            name: "IRMKitTests",
+            dependencies: ["IRMKit"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

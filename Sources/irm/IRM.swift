@@ -1,0 +1,12 @@
+import ArgumentParser
+import IRMKit
+
+@main
+struct IRM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "irm",
+        abstract: "The implicit reward model interpreter.",
+        version: IRMVersion.string,
+        subcommands: []
+    )
+}

@@ -1,0 +1,62 @@
+import Foundation
+import XCTest
+
+/// Locates committed test fixtures under `Tests/Fixtures/`, relative to this source file, so that
+/// fixtures are read in place rather than copied into a resource bundle.
+enum Fixtures {
+    static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // Support
+        .deletingLastPathComponent()  // IRMKitTests
+        .deletingLastPathComponent()  // Tests
+        .appendingPathComponent("Fixtures", isDirectory: true)
+
+    static func url(_ relativePath: String) -> URL {
+        root.appendingPathComponent(relativePath)
+    }
+
+    static func path(_ relativePath: String) -> String {
+        url(relativePath).path
+    }
+
+    /// A fresh, empty temporary directory that is removed when the test case tears down.
+    static func temporaryDirectory(for testCase: XCTestCase) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("irm-tests-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        testCase.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+}
+
+/// Asserts |actual - expected| <= absolute + relative * |expected|, elementwise, and reports the
+/// worst offending index. The one tolerance helper every numeric test uses.
+func assertClose(
+    _ actual: [Double], _ expected: [Double], absolute: Double = 0, relative: Double = 0,
+    _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
+) {
+    guard actual.count == expected.count else {
+        XCTFail("count mismatch: \(actual.count) vs \(expected.count). \(message())", file: file, line: line)
+        return
+    }
+    var worst = -1
+    var worstExcess = 0.0
+    for i in actual.indices {
+        let a = actual[i], e = expected[i]
+        if a.isNaN != e.isNaN { worst = i; break }
+        if a.isNaN { continue }
+        if a == e { continue }
+        let excess = abs(a - e) - (absolute + relative * abs(e))
+        if excess > worstExcess || !excess.isFinite { worstExcess = excess; worst = i }
+    }
+    if worst >= 0 {
+        XCTFail("index \(worst): \(actual[worst]) vs expected \(expected[worst]) (abs \(absolute), rel \(relative)). \(message())",
+                file: file, line: line)
+    }
+}
+
+func assertClose(
+    _ actual: Double, _ expected: Double, absolute: Double = 0, relative: Double = 0,
+    _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
+) {
+    assertClose([actual], [expected], absolute: absolute, relative: relative, message(), file: file, line: line)
+}
