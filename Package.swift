@@ -38,7 +38,8 @@ let package = Package(
         ),
         .testTarget(
             name: "IRMKitTests",
-            dependencies: ["IRMKit"]
+            // The CLI tests run the built `irm` executable, so the tests depend on it being built.
+            dependencies: ["IRMKit", "irm"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -25,6 +25,8 @@ static inline hid_t irm_H5P_DEFAULT(void) { return H5P_DEFAULT; }
 static inline hid_t irm_H5S_ALL(void) { return H5S_ALL; }
 static inline hid_t irm_H5E_DEFAULT(void) { return H5E_DEFAULT; }
 static inline hid_t irm_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
+static inline hid_t irm_H5P_FILE_CREATE(void) { return H5P_FILE_CREATE; }
+static inline hid_t irm_H5P_GROUP_CREATE(void) { return H5P_GROUP_CREATE; }
 static inline hid_t irm_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
 
 #endif

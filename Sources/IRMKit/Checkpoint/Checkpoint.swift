@@ -1,0 +1,142 @@
+import Foundation
+
+/// An irm checkpoint (format v1) opened for reading. Opening reads the metadata and the tensor
+/// directory only; tensor values are read on request.
+///
+/// libhdf5 serialises all calls behind a global lock, so load every tensor a model needs up front
+/// (`loadAllTensors`) rather than from a hot loop.
+public final class Checkpoint {
+    public let path: String
+    public let formatVersion: Int
+    public let architecture: Architecture
+    public let kind: CheckpointKind
+    public let config: ModelConfig
+    /// The tokenizer.json text, embedded whole.
+    public let tokenizerJSON: String
+    /// The tokenizer_config.json text, when the exporter stored one.
+    public let tokenizerConfigJSON: String?
+    public let provenance: Provenance
+    /// Every tensor in the file, sorted by name.
+    public let tensors: [TensorInfo]
+
+    private let file: HDF5File
+    private let tensorGroup: HDF5Group
+
+    private init(path: String, formatVersion: Int, architecture: Architecture, kind: CheckpointKind, config: ModelConfig,
+                 tokenizerJSON: String, tokenizerConfigJSON: String?, provenance: Provenance, tensors: [TensorInfo],
+                 file: HDF5File, tensorGroup: HDF5Group) {
+        self.path = path
+        self.formatVersion = formatVersion
+        self.architecture = architecture
+        self.kind = kind
+        self.config = config
+        self.tokenizerJSON = tokenizerJSON
+        self.tokenizerConfigJSON = tokenizerConfigJSON
+        self.provenance = provenance
+        self.tensors = tensors
+        self.file = file
+        self.tensorGroup = tensorGroup
+    }
+
+    /// Opens and checks the metadata of a checkpoint. Errors name the file and the object inside it.
+    public static func open(path: String) throws -> Checkpoint {
+        let file = try HDF5File.open(path)
+        let root = try file.root()
+        func fail(_ object: String?, _ message: String) -> IRMError {
+            IRMError("\(path)\(object.map { ": \($0)" } ?? ""): \(message)")
+        }
+
+        guard let format = try root.attribute(CheckpointFormat.formatAttribute)?.stringValue else {
+            throw fail("/", "not an irm checkpoint: the root attribute \"\(CheckpointFormat.formatAttribute)\" is missing "
+                        + "(expected \"\(CheckpointFormat.name)\"); convert Hugging Face models with `irm convert`")
+        }
+        guard format == CheckpointFormat.name else {
+            throw fail("/", "expected \(CheckpointFormat.formatAttribute) = \"\(CheckpointFormat.name)\", found \"\(format)\"")
+        }
+        guard let version = try root.attribute(CheckpointFormat.versionAttribute)?.intValue else {
+            throw fail("/", "the root attribute \"\(CheckpointFormat.versionAttribute)\" is missing or not an integer")
+        }
+        guard version == CheckpointFormat.version else {
+            throw fail("/", "unknown format version \(version); this irm (\(IRMVersion.string)) reads version \(CheckpointFormat.version)")
+        }
+        guard let architectureName = try root.attribute(CheckpointFormat.architectureAttribute)?.stringValue else {
+            throw fail("/", "the root attribute \"architecture\" is missing; expected one of \(Architecture.supportedList)")
+        }
+        guard let architecture = Architecture(rawValue: architectureName) else {
+            throw fail("/", "unsupported architecture \"\(architectureName)\"; expected one of \(Architecture.supportedList)")
+        }
+        guard let kindName = try root.attribute(CheckpointFormat.kindAttribute)?.stringValue else {
+            throw fail("/", "the root attribute \"kind\" is missing; expected \"policy\" or \"reward-model\"")
+        }
+        guard let kind = CheckpointKind(rawValue: kindName) else {
+            throw fail("/", "unknown kind \"\(kindName)\"; expected \"policy\" or \"reward-model\"")
+        }
+
+        let configText = try root.dataset(CheckpointFormat.configDataset).readString()
+        let config = try ModelConfig(json: try JSONValue.parse(configText, source: "\(path): /config"), source: "\(path): /config")
+        guard config.architecture == architecture else {
+            throw fail("/config", "model_type \"\(config.architecture.rawValue)\" disagrees with the root attribute architecture = \"\(architecture.rawValue)\"")
+        }
+
+        let tokenizerGroup = try root.group(CheckpointFormat.tokenizerGroup)
+        let tokenizerJSON = try tokenizerGroup.dataset(CheckpointFormat.tokenizerJSONDataset).readString()
+        let tokenizerConfigJSON = tokenizerGroup.contains(CheckpointFormat.tokenizerConfigDataset)
+            ? try tokenizerGroup.dataset(CheckpointFormat.tokenizerConfigDataset).readString() : nil
+
+        var provenance = Provenance()
+        if root.contains(CheckpointFormat.provenanceGroup) {
+            let group = try root.group(CheckpointFormat.provenanceGroup)
+            provenance.sourceModel = try group.attribute(Provenance.sourceModelAttribute)?.stringValue
+            provenance.trainingStep = try group.attribute(Provenance.trainingStepAttribute)?.intValue.map { Int($0) }
+            provenance.beta = try group.attribute(Provenance.betaAttribute)?.doubleValue
+            provenance.notes = try group.attribute(Provenance.notesAttribute)?.stringValue
+            provenance.writtenBy = try group.attribute(Provenance.writtenByAttribute)?.stringValue
+        }
+
+        let tensorGroup = try root.group(CheckpointFormat.tensorsGroup)
+        var tensors: [TensorInfo] = []
+        for name in try tensorGroup.childNames() {
+            let dataset = try tensorGroup.dataset(name)
+            guard let dtype = TensorDType(dataset.info.elementType) else {
+                throw fail("/tensors/\(name)", "expected f32, f16 or bf16 (uint16 with attribute dtype = \"bfloat16\") values, found \(dataset.info.elementType)")
+            }
+            tensors.append(TensorInfo(name: name, shape: dataset.info.shape, dtype: dtype))
+        }
+        return Checkpoint(path: path, formatVersion: Int(version), architecture: architecture, kind: kind, config: config,
+                          tokenizerJSON: tokenizerJSON, tokenizerConfigJSON: tokenizerConfigJSON, provenance: provenance,
+                          tensors: tensors, file: file, tensorGroup: tensorGroup)
+    }
+
+    /// Total number of stored parameters (a tied head is counted once).
+    public var parameterCount: Int { tensors.reduce(0) { $0 + $1.elementCount } }
+
+    /// The problems found when comparing the stored tensors with the architecture's expected set.
+    public func tensorProblems() -> [TensorProblem] {
+        let present = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0.shape) })
+        return TensorLayout.validate(present: present, config: config, kind: kind)
+    }
+
+    /// Reads one tensor, widened to float32.
+    public func loadTensor(_ name: String) throws -> CheckpointTensor {
+        guard tensors.contains(where: { $0.name == name }) else {
+            throw IRMError("\(path): /tensors/\(name): missing tensor (the \(architecture.rawValue) \(kind.rawValue) needs it)")
+        }
+        let array = try tensorGroup.dataset(name).readFloat32()
+        return CheckpointTensor(name: name, shape: array.shape, values: array.values)
+    }
+
+    /// Checks the tensor set, then reads every tensor. Fails on the first missing or misshaped one.
+    public func loadAllTensors() throws -> [String: CheckpointTensor] {
+        if let problem = tensorProblems().first(where: { $0.kind != .unexpected }) {
+            throw IRMError("\(path): /tensors: \(problem)")
+        }
+        var result: [String: CheckpointTensor] = [:]
+        for info in tensors { result[info.name] = try loadTensor(info.name) }
+        return result
+    }
+
+    /// A summary of the embedded tokenizer.
+    public func tokenizerSummary() throws -> TokenizerSummary {
+        try TokenizerSummary(json: tokenizerJSON, source: "\(path): /tokenizer/tokenizer.json")
+    }
+}

@@ -1,0 +1,102 @@
+/// Names and constants of the irm checkpoint format, version 1 (docs/checkpoint-format.md).
+public enum CheckpointFormat {
+    public static let name = "irm-checkpoint"
+    public static let version: Int64 = 1
+
+    /// Root attributes.
+    public static let formatAttribute = "irm_format"
+    public static let versionAttribute = "irm_format_version"
+    public static let architectureAttribute = "architecture"
+    public static let kindAttribute = "kind"
+
+    /// Root datasets and groups.
+    public static let configDataset = "config"
+    public static let tokenizerGroup = "tokenizer"
+    public static let tokenizerJSONDataset = "tokenizer.json"
+    public static let tokenizerConfigDataset = "tokenizer_config.json"
+    public static let tensorsGroup = "tensors"
+    public static let provenanceGroup = "provenance"
+}
+
+/// The storage type of a tensor in a checkpoint. Compute is always float32.
+public enum TensorDType: String, CaseIterable, Sendable, Codable {
+    case f32, f16, bf16
+    /// Accepted on read (hand-written files often hold numpy's default float64); never written.
+    case f64
+
+    public var byteWidth: Int {
+        switch self {
+        case .f16, .bf16: 2
+        case .f32: 4
+        case .f64: 8
+        }
+    }
+
+    var elementType: HDF5ElementType {
+        switch self {
+        case .f32: .float32
+        case .f16: .float16
+        case .bf16: .bfloat16
+        case .f64: .float64
+        }
+    }
+
+    init?(_ elementType: HDF5ElementType) {
+        switch elementType {
+        case .float32: self = .f32
+        case .float16: self = .f16
+        case .bfloat16: self = .bf16
+        case .float64: self = .f64
+        default: return nil
+        }
+    }
+}
+
+/// Where a checkpoint came from. Every field is optional.
+public struct Provenance: Sendable, Equatable, Codable {
+    /// The model it was converted or trained from (a Hub name or a path).
+    public var sourceModel: String?
+    /// The training step at which it was saved.
+    public var trainingStep: Int?
+    /// The β (KL coefficient) used in training, when the checkpoint is an RLHF/DPO policy.
+    public var beta: Double?
+    /// Free-form notes.
+    public var notes: String?
+    /// The tool that wrote the file, e.g. `irm 0.1.0`.
+    public var writtenBy: String?
+
+    public init(sourceModel: String? = nil, trainingStep: Int? = nil, beta: Double? = nil, notes: String? = nil, writtenBy: String? = nil) {
+        self.sourceModel = sourceModel
+        self.trainingStep = trainingStep
+        self.beta = beta
+        self.notes = notes
+        self.writtenBy = writtenBy
+    }
+
+    static let sourceModelAttribute = "source_model"
+    static let trainingStepAttribute = "training_step"
+    static let betaAttribute = "beta"
+    static let notesAttribute = "notes"
+    static let writtenByAttribute = "written_by"
+
+    public var isEmpty: Bool { self == Provenance() }
+
+    enum CodingKeys: String, CodingKey {
+        case sourceModel = "source_model", trainingStep = "training_step", beta, notes, writtenBy = "written_by"
+    }
+}
+
+/// A tensor's name, shape and storage type, read without its values.
+public struct TensorInfo: Sendable, Equatable, Codable {
+    public let name: String
+    public let shape: [Int]
+    public let dtype: TensorDType
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// A tensor's values widened to float32, row-major in the stored shape.
+public struct CheckpointTensor: Sendable {
+    public let name: String
+    public let shape: [Int]
+    public let values: [Float]
+}

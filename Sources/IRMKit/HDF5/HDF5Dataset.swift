@@ -1,0 +1,235 @@
+import CHDF5
+import Foundation
+
+/// An open dataset. Reads are whole-array and typed; a mismatch in element type or shape is an
+/// error that names the dataset, what was expected and what was found.
+public final class HDF5Dataset: HDF5AttributeHolder {
+    public let file: HDF5File
+    public let path: String
+    let id: hid_t
+    public var objectID: hid_t { id }
+    /// Shape and element type, read once at open.
+    public let info: HDF5DatasetInfo
+
+    private init(file: HDF5File, id: hid_t, path: String, info: HDF5DatasetInfo) {
+        self.file = file
+        self.id = id
+        self.path = path
+        self.info = info
+    }
+
+    deinit { _ = H5Dclose(id) }
+
+    static func open(in group: HDF5Group, name: String) throws -> HDF5Dataset {
+        let path = group.childPath(name)
+        let id = H5Dopen2(group.id, name, irm_H5P_DEFAULT())
+        guard id >= 0 else {
+            throw HDF5Error(file: group.file.path, object: path, message: "cannot open the dataset",
+                            libraryDetail: HDF5Library.takeErrorDetail())
+        }
+        do {
+            let info = try readInfo(id: id, file: group.file.path, path: path)
+            return HDF5Dataset(file: group.file, id: id, path: path, info: info)
+        } catch {
+            _ = H5Dclose(id)
+            throw error
+        }
+    }
+
+    private static func readInfo(id: hid_t, file: String, path: String) throws -> HDF5DatasetInfo {
+        let space = H5Dget_space(id)
+        guard space >= 0 else {
+            throw HDF5Error(file: file, object: path, message: "cannot read the dataset's shape", libraryDetail: HDF5Library.takeErrorDetail())
+        }
+        defer { _ = H5Sclose(space) }
+        let rank = Int(H5Sget_simple_extent_ndims(space))
+        guard rank >= 0 else {
+            throw HDF5Error(file: file, object: path, message: "cannot read the dataset's rank", libraryDetail: HDF5Library.takeErrorDetail())
+        }
+        var dims = [hsize_t](repeating: 0, count: rank)
+        if rank > 0 { _ = H5Sget_simple_extent_dims(space, &dims, nil) }
+        let type = H5Dget_type(id)
+        guard type >= 0 else {
+            throw HDF5Error(file: file, object: path, message: "cannot read the dataset's type", libraryDetail: HDF5Library.takeErrorDetail())
+        }
+        defer { _ = H5Tclose(type) }
+        var elementType = classify(type: type)
+        if elementType == .uint16, H5Aexists(id, HDF5BFloat16Marker.attributeName) > 0 {
+            let marker = try? HDF5Dataset.readStringAttribute(id: id, name: HDF5BFloat16Marker.attributeName)
+            if marker == HDF5BFloat16Marker.attributeValue { elementType = .bfloat16 }
+        }
+        return HDF5DatasetInfo(shape: dims.map { Int($0) }, elementType: elementType)
+    }
+
+    private static func readStringAttribute(id: hid_t, name: String) throws -> String? {
+        let attr = H5Aopen(id, name, irm_H5P_DEFAULT())
+        guard attr >= 0 else { return nil }
+        defer { _ = H5Aclose(attr) }
+        let type = H5Aget_type(attr)
+        defer { _ = H5Tclose(type) }
+        guard H5Tget_class(type) == H5T_STRING else { return nil }
+        let memType = H5Tcopy(irm_H5T_C_S1())
+        defer { _ = H5Tclose(memType) }
+        if H5Tis_variable_str(type) > 0 {
+            _ = H5Tset_size(memType, irm_H5T_VARIABLE())
+            var pointer: UnsafeMutablePointer<CChar>? = nil
+            guard H5Aread(attr, memType, &pointer) >= 0, let pointer else { return nil }
+            defer { free(pointer) }
+            return String(cString: pointer)
+        }
+        let width = H5Tget_size(type)
+        _ = H5Tset_size(memType, width)
+        var bytes = [UInt8](repeating: 0, count: width)
+        guard H5Aread(attr, memType, &bytes) >= 0 else { return nil }
+        let end = bytes.firstIndex(of: 0) ?? bytes.endIndex
+        return String(decoding: bytes[..<end], as: UTF8.self)
+    }
+
+    /// Maps an HDF5 type onto the element types irm handles.
+    static func classify(type: hid_t) -> HDF5ElementType {
+        let size = H5Tget_size(type)
+        switch H5Tget_class(type) {
+        case H5T_FLOAT:
+            switch size {
+            case 2: return .float16
+            case 4: return .float32
+            case 8: return .float64
+            default: return .unsupported("float\(size * 8)")
+            }
+        case H5T_INTEGER:
+            let signed = H5Tget_sign(type) == H5T_SGN_2
+            switch (size, signed) {
+            case (4, true): return .int32
+            case (8, true): return .int64
+            case (2, false): return .uint16
+            default: return .unsupported("\(signed ? "int" : "uint")\(size * 8)")
+            }
+        case H5T_STRING: return .string
+        case H5T_COMPOUND: return .unsupported("compound")
+        case H5T_ENUM: return .unsupported("enum (h5py writes bool this way)")
+        default: return .unsupported("HDF5 type class \(H5Tget_class(type).rawValue)")
+        }
+    }
+
+    private func check(shape expected: [Int]?) throws {
+        if let expected, expected != info.shape {
+            throw HDF5Error(file: file.path, object: path, message: "expected shape \(expected), found \(info.shape)")
+        }
+    }
+
+    /// Reads the whole dataset as `T`. The stored element type must be exactly `T`'s; use
+    /// `readFloat32` for converting reads of floating-point tensors.
+    public func read<T: HDF5Numeric>(as type: T.Type, expectedShape: [Int]? = nil) throws -> HDF5Array<T> {
+        guard info.elementType == T.hdf5ElementType else {
+            throw HDF5Error(file: file.path, object: path, message: "expected \(T.hdf5ElementType) values, found \(info.elementType)")
+        }
+        try check(shape: expectedShape)
+        let count = info.elementCount
+        let values = try [T](unsafeUninitializedCapacity: count) { buffer, initialised in
+            if count > 0 {
+                try readRaw(into: UnsafeMutableRawBufferPointer(buffer), memoryType: T.hdf5TypeID)
+            }
+            initialised = count
+        }
+        return HDF5Array(shape: info.shape, values: values)
+    }
+
+    /// Half floats are read with the file's own type (a byte copy), because libhdf5's soft
+    /// conversion between float layouts is very slow.
+    private func readRaw(into buffer: UnsafeMutableRawBufferPointer, memoryType: hid_t) throws {
+        var memType = memoryType
+        var ownedType: hid_t = -1
+        if info.elementType == .float16 {
+            ownedType = H5Dget_type(id)
+            memType = ownedType
+        }
+        defer { if ownedType >= 0 { _ = H5Tclose(ownedType) } }
+        guard H5Dread(id, memType, irm_H5S_ALL(), irm_H5S_ALL(), irm_H5P_DEFAULT(), buffer.baseAddress) >= 0 else {
+            throw HDF5Error(file: file.path, object: path,
+                            message: "cannot read the dataset's values; the file may be truncated or corrupt",
+                            libraryDetail: HDF5Library.takeErrorDetail())
+        }
+    }
+
+    /// Reads a floating-point dataset (float16, bfloat16, float32 or float64) as float32.
+    /// float64 values are rounded to nearest; the narrower types widen exactly.
+    public func readFloat32(expectedShape: [Int]? = nil) throws -> HDF5Array<Float> {
+        try check(shape: expectedShape)
+        let count = info.elementCount
+        switch info.elementType {
+        case .float32:
+            return try read(as: Float.self)
+        case .float64:
+            return HDF5Array(shape: info.shape, values: try read(as: Double.self).values.map { Float($0) })
+        case .float16:
+            let half = try read(as: Float16.self).values
+            let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialised in
+                half.withUnsafeBufferPointer { source in
+                    for index in 0..<count { buffer[index] = Float(source[index]) }
+                }
+                initialised = count
+            }
+            return HDF5Array(shape: info.shape, values: values)
+        case .bfloat16:
+            let bits = try readBits()
+            let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialised in
+                bits.withUnsafeBufferPointer { source in
+                    for index in 0..<count { buffer[index] = Float(bitPattern: UInt32(source[index]) << 16) }
+                }
+                initialised = count
+            }
+            return HDF5Array(shape: info.shape, values: values)
+        default:
+            throw HDF5Error(file: file.path, object: path,
+                            message: "expected floating-point values (float16, bfloat16, float32 or float64), found \(info.elementType)")
+        }
+    }
+
+    /// Reads a 2-byte dataset's raw bit patterns (uint16, or bfloat16 stored as uint16).
+    public func readBits() throws -> [UInt16] {
+        guard info.elementType == .uint16 || info.elementType == .bfloat16 else {
+            throw HDF5Error(file: file.path, object: path, message: "expected uint16 or bfloat16 values, found \(info.elementType)")
+        }
+        let count = info.elementCount
+        return try [UInt16](unsafeUninitializedCapacity: count) { buffer, initialised in
+            if count > 0 { try readRaw(into: UnsafeMutableRawBufferPointer(buffer), memoryType: irm_H5T_NATIVE_UINT16()) }
+            initialised = count
+        }
+    }
+
+    /// Reads the stored elements as little-endian bytes, whatever their type (not strings).
+    public func readRawBytes() throws -> [UInt8] {
+        guard let width = info.elementType.byteWidth else {
+            throw HDF5Error(file: file.path, object: path, message: "expected a numeric dataset, found \(info.elementType)")
+        }
+        let byteCount = info.elementCount * width
+        let memType: hid_t
+        switch info.elementType {
+        case .float32: memType = irm_H5T_NATIVE_FLOAT()
+        case .float64: memType = irm_H5T_NATIVE_DOUBLE()
+        case .int32: memType = irm_H5T_NATIVE_INT32()
+        case .int64: memType = irm_H5T_NATIVE_INT64()
+        default: memType = irm_H5T_NATIVE_UINT16()  // float16 is redirected to the file type in readRaw
+        }
+        return try [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialised in
+            if byteCount > 0 { try readRaw(into: UnsafeMutableRawBufferPointer(buffer), memoryType: memType) }
+            initialised = byteCount
+        }
+    }
+
+    /// Reads a scalar (or one-element) string dataset, fixed- or variable-length.
+    public func readString() throws -> String {
+        guard info.elementType == .string else {
+            throw HDF5Error(file: file.path, object: path, message: "expected a string, found \(info.elementType) values")
+        }
+        guard info.elementCount == 1 else {
+            throw HDF5Error(file: file.path, object: path, message: "expected one string, found an array of shape \(info.shape)")
+        }
+        let type = H5Dget_type(id)
+        defer { _ = H5Tclose(type) }
+        let strings = try HDF5Strings.read(count: 1, fileType: type, what: "the string", holder: self) { memType, buffer in
+            H5Dread(id, memType, irm_H5S_ALL(), irm_H5S_ALL(), irm_H5P_DEFAULT(), buffer)
+        }
+        return strings[0]
+    }
+}

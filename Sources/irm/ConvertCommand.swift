@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import IRMKit
+
+extension HuggingFaceImporter.TargetDType: ExpressibleByArgument {}
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert a Hugging Face model directory (safetensors) into an irm checkpoint.",
+        discussion: """
+            Reads config.json, model.safetensors (or the shards listed in model.safetensors.index.json), \
+            tokenizer.json and tokenizer_config.json. Supports GPT-2, GPT-NeoX (Pythia), Llama, Mistral and \
+            Qwen2, as causal LMs (policies) and as sequence-classification reward models. The output is \
+            written to a temporary file and renamed into place only when complete.
+            """)
+
+    @Argument(help: "The Hugging Face model directory.")
+    var modelDirectory: String
+
+    @Argument(help: "The checkpoint to write (.h5).")
+    var output: String
+
+    @Option(help: "Storage type of the tensors: auto keeps each tensor's source type (\(HuggingFaceImporter.TargetDType.allCases.map(\.rawValue).joined(separator: "|"))).")
+    var dtype: HuggingFaceImporter.TargetDType = .auto
+
+    @Option(help: "A tokenizer.json to embed instead of the directory's own.")
+    var tokenizer: String?
+
+    @Option(help: "Provenance: the source model's name (default: config's _name_or_path or the directory name).")
+    var sourceModel: String?
+
+    @Option(help: "Provenance: the training step of this checkpoint.")
+    var step: Int?
+
+    @Option(help: "Provenance: the β (KL coefficient) used in training.")
+    var beta: Double?
+
+    @Option(help: "Provenance: free-form notes.")
+    var notes: String?
+
+    func run() throws {
+        var options = HuggingFaceImporter.Options()
+        options.dtype = dtype
+        options.tokenizerPath = tokenizer
+        options.sourceModel = sourceModel
+        options.trainingStep = step
+        options.beta = beta
+        options.notes = notes
+        let report = try runReportingErrors { try HuggingFaceImporter.convert(directory: modelDirectory, output: output, options: options) }
+        print("wrote \(output): \(report.architecture.rawValue) \(report.kind.rawValue), \(report.tensorCount) tensors, \(report.parameterCount) parameters")
+        for item in report.dropped { print("  dropped \(item)") }
+    }
+}
