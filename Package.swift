@@ -19,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
@@ -29,7 +30,7 @@ let package = Package(
                        providers: [.apt(["liblapacke-dev"])]),
         .target(
             name: "IRMKit",
-            dependencies: ["CHDF5", "CBLAS", "CLapack"],
+            dependencies: ["CHDF5", "CBLAS", "CLapack", .product(name: "Yams", package: "Yams")],
             swiftSettings: hostVectorFlags
         ),
         .executableTarget(
