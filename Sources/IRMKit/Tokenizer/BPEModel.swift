@@ -33,6 +33,19 @@ struct BPEModel: Sendable {
     private struct Merge: Sendable {
         let rank: Int32
         let newID: Int32
+
+        init(rank: Int32, newID: Int32) {
+            self.rank = rank
+            self.newID = newID
+        }
+
+        @inline(__always)
+        init(packed: UInt64) {
+            rank = Int32(truncatingIfNeeded: packed >> 32)
+            newID = Int32(truncatingIfNeeded: packed)
+        }
+
+        var packed: UInt64 { UInt64(UInt32(bitPattern: rank)) << 32 | UInt64(UInt32(bitPattern: newID)) }
     }
 
     /// Token strings by id (nil where the vocabulary has a gap).
@@ -40,11 +53,15 @@ struct BPEModel: Sendable {
     private let idForToken: [ByteKey: Int32]
     /// Ids keyed by the bytes a byte-level token spells (built only for byte-level tokenizers).
     private let idForByteLevelBytes: [ByteKey: Int32]
-    private let merges: [UInt64: Merge]
+    /// Merges keyed by `pairKey(left, right)`, values `Merge.packed`.
+    private let merges: IntegerHashTable
     /// The id of each byte's alphabet scalar, or -1.
     private let byteLevelSymbolIDs: [Int32]
-    /// Ids of single-scalar tokens, by scalar value.
-    private let idForScalar: [UInt32: Int32]
+    /// Ids of single-scalar tokens, keyed by scalar value.
+    private let idForScalar: IntegerHashTable
+    /// With `ignore_merges`: ids of whole tokens of at most 15 bytes (as the model reads pieces: the
+    /// bytes a byte-level token spells, else the token's UTF-8), looked up before any merging.
+    private let wholeTokenIDs: PackedWordTable
     /// Ids of `<0x00>`...`<0xFF>` when byte fallback is on and all 256 are present... or -1 each.
     private let byteFallbackIDs: [Int32]
     let byteFallback: Bool
@@ -99,10 +116,10 @@ struct BPEModel: Sendable {
         self.idForToken = idForToken
         vocabularyCount = vocab.count
 
-        var idForScalar: [UInt32: Int32] = [:]
+        var idForScalar = IntegerHashTable()
         for (token, id) in entries {
             var scalars = token.unicodeScalars.makeIterator()
-            if let first = scalars.next(), scalars.next() == nil { idForScalar[first.value] = id }
+            if let first = scalars.next(), scalars.next() == nil { idForScalar.set(UInt64(id), for: UInt64(first.value)) }
         }
         self.idForScalar = idForScalar
 
@@ -110,7 +127,7 @@ struct BPEModel: Sendable {
         var idForByteLevelBytes: [ByteKey: Int32] = [:]
         if byteLevel {
             for byte in 0..<256 {
-                byteLevelSymbolIDs[byte] = idForScalar[ByteLevelAlphabet.scalarForByte[byte].value] ?? -1
+                byteLevelSymbolIDs[byte] = idForScalar[UInt64(ByteLevelAlphabet.scalarForByte[byte].value)].map { Int32($0) } ?? -1
             }
             idForByteLevelBytes.reserveCapacity(entries.count)
             for (token, id) in entries {
@@ -140,11 +157,17 @@ struct BPEModel: Sendable {
         }
         fusesUnknownTokens = try node.bool("fuse_unk", default: false)
         ignoresMerges = try node.bool("ignore_merges", default: false)
+        var wholeTokenIDs = PackedWordTable()
+        if ignoresMerges {
+            for (key, id) in byteLevel ? idForByteLevelBytes : idForToken {
+                if let packed = PackedWord(key.bytes) { wholeTokenIDs.set(UInt64(id), for: packed) }
+            }
+        }
+        self.wholeTokenIDs = wholeTokenIDs
 
         let mergesNode = try node.requiredChild("merges")
-        var merges: [UInt64: Merge] = [:]
         let mergeItems = try mergesNode.elements()
-        merges.reserveCapacity(mergeItems.count)
+        var merges = IntegerHashTable(minimumCapacity: mergeItems.count)
         var rank: Int32 = 0
         for item in mergeItems {
             let left: String, right: String
@@ -171,7 +194,7 @@ struct BPEModel: Sendable {
                 throw item.failure("the merged token \(JSONValue.string(left + right).brief) is not in the vocabulary")
             }
             // Later duplicates win, as in Hugging Face's map construction.
-            merges[BPEModel.pairKey(leftID, rightID)] = Merge(rank: rank, newID: newID)
+            merges.set(Merge(rank: rank, newID: newID).packed, for: BPEModel.pairKey(leftID, rightID))
             rank += 1
         }
         self.merges = merges
@@ -190,34 +213,70 @@ struct BPEModel: Sendable {
         return tokenForID[Int(id)]
     }
 
-    /// Encodes one pre-token given as UTF-8 bytes. With `byteLevel`, each byte is read as its
-    /// byte-level alphabet scalar (GPT-2 style); otherwise the bytes are read as scalars
-    /// (SentencePiece style, with byte fallback and unknown-token handling).
+    /// Encodes pre-tokens given as byte ranges of `bytes` (valid UTF-8, each range whole scalars) and
+    /// calls `emit(id, byteStart, byteEnd)` for each token in order, with positions in `bytes`. With
+    /// `byteLevel`, each byte is read as its byte-level alphabet scalar (GPT-2 style); otherwise the
+    /// bytes are read as scalars (SentencePiece style, with byte fallback and unknown-token handling).
+    ///
+    /// All pieces of a text go through one call so that the word cache's lock is taken once for a run
+    /// of cache hits instead of once per piece; it is released while a miss is merged. `emit` runs
+    /// with the lock held, so it must not call back into the model.
+    func tokenize(_ bytes: [UInt8], pieces: [Range<Int>], byteLevel: Bool, _ emit: (Int32, Int, Int) -> Void) {
+        bytes.withUnsafeBufferPointer { bytes in
+            var symbols: [Symbol] = []
+            var queueStorage: [QueuedMerge] = []
+            var fresh: [ModelToken] = []
+            cache.lock.lock()
+            for piece in pieces where !piece.isEmpty {
+                let packed = PackedWord(bytes, piece)
+                if ignoresMerges, let whole = wholeTokenID(bytes, piece, packed: packed, byteLevel: byteLevel) {
+                    emit(whole, piece.lowerBound, piece.upperBound)
+                    continue
+                }
+                let longKey = packed == nil && piece.count < 256 ? ByteKey(Array(bytes[piece])) : nil
+                let found: Bool
+                if let packed {
+                    found = cache.forEachToken(for: packed) { emit($0.id, piece.lowerBound + Int($0.byteStart), piece.lowerBound + Int($0.byteEnd)) }
+                } else if let longKey {
+                    found = cache.forEachToken(for: longKey) { emit($0.id, piece.lowerBound + Int($0.byteStart), piece.lowerBound + Int($0.byteEnd)) }
+                } else {
+                    found = false
+                }
+                if found { continue }
+
+                cache.lock.unlock()
+                symbols.removeAll(keepingCapacity: true)
+                if byteLevel { appendByteLevelSymbols(bytes, piece, to: &symbols) } else { appendScalarSymbols(bytes, piece, to: &symbols) }
+                mergeAll(&symbols, queueStorage: &queueStorage)
+                fresh.removeAll(keepingCapacity: true)
+                var position: Int32 = 0
+                for symbol in symbols where symbol.length != 0 {
+                    fresh.append(ModelToken(id: symbol.id, byteStart: position, byteEnd: position + symbol.length))
+                    position += symbol.length
+                }
+                cache.lock.lock()
+                if let packed { cache.store(fresh, for: packed) } else if let longKey { cache.store(fresh, for: longKey) }
+                for token in fresh { emit(token.id, piece.lowerBound + Int(token.byteStart), piece.lowerBound + Int(token.byteEnd)) }
+            }
+            cache.lock.unlock()
+        }
+    }
+
+    /// Encodes one pre-token given as UTF-8 bytes (see `tokenize(_:pieces:byteLevel:_:)`).
     func tokenize(_ bytes: [UInt8], byteLevel: Bool) -> [ModelToken] {
-        guard !bytes.isEmpty else { return [] }
-        let key = ByteKey(bytes)
-        if ignoresMerges {
-            let whole = byteLevel ? idForByteLevelBytes[key] : idForToken[key]
-            if let whole { return [ModelToken(id: whole, byteStart: 0, byteEnd: Int32(bytes.count))] }
-        }
-        let packed = PackedWord(bytes)
-        if let packed, let cached = cache.value(for: packed) { return cached }
-        if packed == nil, let cached = cache.value(for: key) { return cached }
-        var symbols = byteLevel ? byteLevelSymbols(bytes) : scalarSymbols(bytes)
-        mergeAll(&symbols)
         var tokens: [ModelToken] = []
-        tokens.reserveCapacity(symbols.count)
-        var position: Int32 = 0
-        for symbol in symbols where symbol.length != 0 {
-            tokens.append(ModelToken(id: symbol.id, byteStart: position, byteEnd: position + symbol.length))
-            position += symbol.length
-        }
-        if let packed {
-            cache.store(tokens, for: packed)
-        } else if bytes.count < 256 {
-            cache.store(tokens, for: key)
+        tokenize(bytes, pieces: [0..<bytes.count], byteLevel: byteLevel) { id, start, end in
+            tokens.append(ModelToken(id: id, byteStart: Int32(start), byteEnd: Int32(end)))
         }
         return tokens
+    }
+
+    /// With `ignore_merges`, the id of the token that spells the whole piece, if there is one.
+    @inline(__always)
+    private func wholeTokenID(_ bytes: UnsafeBufferPointer<UInt8>, _ piece: Range<Int>, packed: PackedWord?, byteLevel: Bool) -> Int32? {
+        if let packed { return wholeTokenIDs[packed].map { Int32(truncatingIfNeeded: $0) } }
+        let key = ByteKey(Array(bytes[piece]))
+        return byteLevel ? idForByteLevelBytes[key] : idForToken[key]
     }
 
     private struct Symbol {
@@ -227,17 +286,16 @@ struct BPEModel: Sendable {
         var length: Int32
     }
 
+    @inline(__always)
     private func appendSymbol(_ id: Int32, length: Int32, to symbols: inout [Symbol]) {
         let count = Int32(symbols.count)
         if count > 0 { symbols[Int(count) - 1].next = count }
         symbols.append(Symbol(id: id, previous: count - 1, next: -1, length: length))
     }
 
-    private func byteLevelSymbols(_ bytes: [UInt8]) -> [Symbol] {
-        var symbols: [Symbol] = []
-        symbols.reserveCapacity(bytes.count)
+    private func appendByteLevelSymbols(_ bytes: UnsafeBufferPointer<UInt8>, _ piece: Range<Int>, to symbols: inout [Symbol]) {
         var pendingUnknown: (id: Int32, length: Int32)?
-        for byte in bytes {
+        for byte in bytes[piece] {
             let id = byteLevelSymbolIDs[Int(byte)]
             if id >= 0 {
                 if let unknown = pendingUnknown {
@@ -251,18 +309,16 @@ struct BPEModel: Sendable {
             }
         }
         if let unknown = pendingUnknown { appendSymbol(unknown.id, length: unknown.length, to: &symbols) }
-        return symbols
     }
 
-    private func scalarSymbols(_ bytes: [UInt8]) -> [Symbol] {
-        var symbols: [Symbol] = []
-        symbols.reserveCapacity(bytes.count)
+    private func appendScalarSymbols(_ bytes: UnsafeBufferPointer<UInt8>, _ piece: Range<Int>, to symbols: inout [Symbol]) {
         var pendingUnknown: (id: Int32, length: Int32)?
-        var index = 0
-        while index < bytes.count {
-            let (scalar, length) = BPEModel.decodeScalar(bytes, at: index)
+        var index = piece.lowerBound
+        while index < piece.upperBound {
+            let (scalar, length) = BPEModel.decodeScalar(bytes, at: index, end: piece.upperBound)
             index += length
-            if let id = idForScalar[scalar.value] {
+            if let value = idForScalar[UInt64(scalar.value)] {
+                let id = Int32(truncatingIfNeeded: value)
                 if let unknown = pendingUnknown {
                     appendSymbol(unknown.id, length: unknown.length, to: &symbols)
                     pendingUnknown = nil
@@ -273,7 +329,6 @@ struct BPEModel: Sendable {
             }
         }
         if let unknown = pendingUnknown { appendSymbol(unknown.id, length: unknown.length, to: &symbols) }
-        return symbols
     }
 
     /// A scalar missing from the vocabulary: its UTF-8 bytes as `<0xNN>` tokens when byte fallback
@@ -303,154 +358,177 @@ struct BPEModel: Sendable {
         }
     }
 
-    /// Decodes the scalar starting at `index` of valid UTF-8.
+    /// Decodes the scalar starting at `index` of valid UTF-8 that ends at `end`.
     @inline(__always)
-    static func decodeScalar(_ bytes: [UInt8], at index: Int) -> (Unicode.Scalar, Int) {
+    static func decodeScalar(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int, end: Int) -> (Unicode.Scalar, Int) {
         let lead = UInt32(bytes[index])
         var value: UInt32
         var length: Int
         if lead < 0x80 { return (Unicode.Scalar(UInt8(lead)), 1) }
         if lead < 0xE0 { value = lead & 0x1F; length = 2 } else if lead < 0xF0 { value = lead & 0x0F; length = 3 } else { value = lead & 0x07; length = 4 }
         var k = 1
-        while k < length, index + k < bytes.count {
+        while k < length, index + k < end {
             value = value << 6 | (UInt32(bytes[index + k]) & 0x3F)
             k += 1
         }
         return (Unicode.Scalar(value) ?? "\u{FFFD}", length)
     }
 
+    /// A merge waiting in the queue. `order` is `rank << 32 | position`, so one integer comparison
+    /// orders by rank and then by leftmost position, as Hugging Face's queue does.
     private struct QueuedMerge {
-        let rank: Int32
-        let position: Int32
+        let order: UInt64
         let newID: Int32
 
+        init(rank: Int32, position: Int32, newID: Int32) {
+            order = UInt64(UInt32(bitPattern: rank)) << 32 | UInt64(UInt32(bitPattern: position))
+            self.newID = newID
+        }
+
+        var position: Int { Int(order & 0xFFFF_FFFF) }
+    }
+
+    /// A binary min-heap of queued merges in caller-provided storage that is large enough for every
+    /// push (see `mergeAll`), so pushing never reallocates.
+    private struct MergeQueue {
+        let storage: UnsafeMutableBufferPointer<QueuedMerge>
+        var count = 0
+
         @inline(__always)
-        func precedes(_ other: QueuedMerge) -> Bool {
-            rank != other.rank ? rank < other.rank : position < other.position
+        mutating func push(_ item: QueuedMerge) {
+            var child = count
+            count += 1
+            while child > 0 {
+                let parent = (child - 1) / 2
+                guard item.order < storage[parent].order else { break }
+                storage[child] = storage[parent]
+                child = parent
+            }
+            storage[child] = item
+        }
+
+        @inline(__always)
+        mutating func pop() -> QueuedMerge? {
+            guard count > 0 else { return nil }
+            let top = storage[0]
+            count -= 1
+            guard count > 0 else { return top }
+            let last = storage[count]
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1
+                guard left < count else { break }
+                var best = left
+                if left + 1 < count, storage[left + 1].order < storage[left].order { best = left + 1 }
+                guard storage[best].order < last.order else { break }
+                storage[parent] = storage[best]
+                parent = best
+            }
+            storage[parent] = last
+            return top
         }
     }
 
-    /// Hugging Face's `Word::merge_all` without dropout.
-    private func mergeAll(_ symbols: inout [Symbol]) {
-        guard symbols.count > 1 else { return }
-        var heap: [QueuedMerge] = []
-        heap.reserveCapacity(symbols.count)
-        for index in 0..<(symbols.count - 1) {
-            if let merge = merges[BPEModel.pairKey(symbols[index].id, symbols[index + 1].id)] {
-                BPEModel.push(QueuedMerge(rank: merge.rank, position: Int32(index), newID: merge.newID), onto: &heap)
-            }
+    /// Hugging Face's `Word::merge_all` without dropout. `queueStorage` is scratch space reused
+    /// between calls.
+    private func mergeAll(_ symbolArray: inout [Symbol], queueStorage: inout [QueuedMerge]) {
+        let symbolCount = symbolArray.count
+        guard symbolCount > 1 else { return }
+        // The first pass queues at most count - 1 merges and each of the at most count - 1 merges
+        // that happen queues at most two more.
+        let capacity = 3 * symbolCount
+        if queueStorage.count < capacity {
+            queueStorage = Array(repeating: QueuedMerge(rank: 0, position: 0, newID: 0), count: capacity)
         }
-        while let top = BPEModel.pop(&heap) {
-            let position = Int(top.position)
-            let current = symbols[position]
-            if current.length == 0 || current.next == -1 { continue }
-            let nextPosition = Int(current.next)
-            let right = symbols[nextPosition]
-            guard let merge = merges[BPEModel.pairKey(current.id, right.id)], merge.newID == top.newID else { continue }
-            symbols[position].id = top.newID
-            symbols[position].length += right.length
-            symbols[position].next = right.next
-            symbols[nextPosition].length = 0
-            if right.next > -1, Int(right.next) < symbols.count {
-                symbols[Int(right.next)].previous = Int32(position)
-            }
-            let merged = symbols[position]
-            if merged.previous >= 0 {
-                let previous = symbols[Int(merged.previous)]
-                if let newMerge = merges[BPEModel.pairKey(previous.id, merged.id)] {
-                    BPEModel.push(QueuedMerge(rank: newMerge.rank, position: merged.previous, newID: newMerge.newID), onto: &heap)
+        symbolArray.withUnsafeMutableBufferPointer { symbols in
+            queueStorage.withUnsafeMutableBufferPointer { storage in
+                var queue = MergeQueue(storage: storage)
+                for index in 0..<(symbolCount - 1) {
+                    if let merge = lookUpMerge(symbols[index].id, symbols[index + 1].id) {
+                        queue.push(QueuedMerge(rank: merge.rank, position: Int32(index), newID: merge.newID))
+                    }
+                }
+                while let top = queue.pop() {
+                    let position = top.position
+                    let current = symbols[position]
+                    if current.length == 0 || current.next == -1 { continue }
+                    let nextPosition = Int(current.next)
+                    let right = symbols[nextPosition]
+                    guard let merge = lookUpMerge(current.id, right.id), merge.newID == top.newID else { continue }
+                    symbols[position].id = top.newID
+                    symbols[position].length += right.length
+                    symbols[position].next = right.next
+                    symbols[nextPosition].length = 0
+                    if right.next > -1, Int(right.next) < symbolCount {
+                        symbols[Int(right.next)].previous = Int32(position)
+                    }
+                    let merged = symbols[position]
+                    if merged.previous >= 0 {
+                        let previous = symbols[Int(merged.previous)]
+                        if let newMerge = lookUpMerge(previous.id, merged.id) {
+                            queue.push(QueuedMerge(rank: newMerge.rank, position: merged.previous, newID: newMerge.newID))
+                        }
+                    }
+                    if merged.next >= 0, Int(merged.next) < symbolCount {
+                        let next = symbols[Int(merged.next)]
+                        if let newMerge = lookUpMerge(merged.id, next.id) {
+                            queue.push(QueuedMerge(rank: newMerge.rank, position: Int32(position), newID: newMerge.newID))
+                        }
+                    }
                 }
             }
-            if merged.next >= 0, Int(merged.next) < symbols.count {
-                let next = symbols[Int(merged.next)]
-                if let newMerge = merges[BPEModel.pairKey(merged.id, next.id)] {
-                    BPEModel.push(QueuedMerge(rank: newMerge.rank, position: Int32(position), newID: newMerge.newID), onto: &heap)
-                }
-            }
         }
     }
 
-    private static func push(_ item: QueuedMerge, onto heap: inout [QueuedMerge]) {
-        heap.append(item)
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard heap[child].precedes(heap[parent]) else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private static func pop(_ heap: inout [QueuedMerge]) -> QueuedMerge? {
-        guard let top = heap.first else { return nil }
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return top }
-        heap[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            guard left < heap.count else { break }
-            var best = left
-            if left + 1 < heap.count, heap[left + 1].precedes(heap[left]) { best = left + 1 }
-            guard heap[best].precedes(heap[parent]) else { break }
-            heap.swapAt(best, parent)
-            parent = best
-        }
-        return top
-    }
-}
-
-/// A pre-token of at most 15 bytes packed into two words, so that the cache compares and hashes it
-/// without following a pointer (most pre-tokens are this short).
-struct PackedWord: Hashable, Sendable {
-    let low: UInt64
-    let high: UInt64
-
-    init?(_ bytes: [UInt8]) {
-        guard bytes.count <= 15 else { return nil }
-        var low: UInt64 = 0
-        var high = UInt64(bytes.count) << 56
-        for (index, byte) in bytes.enumerated() {
-            if index < 8 { low |= UInt64(byte) << (8 * UInt64(index)) } else { high |= UInt64(byte) << (8 * UInt64(index - 8)) }
-        }
-        self.low = low
-        self.high = high
+    @inline(__always)
+    private func lookUpMerge(_ left: Int32, _ right: Int32) -> Merge? {
+        merges[BPEModel.pairKey(left, right)].map(Merge.init(packed:))
     }
 }
 
 /// Results of BPE per pre-token, shared by all encodes of one tokenizer. Bounded: once full it stops
 /// storing (as Hugging Face's cache does), so memory cannot grow without limit.
 ///
-/// `@unchecked Sendable`: every access to the two dictionaries holds `lock`.
+/// `@unchecked Sendable`: callers hold `lock` around every method call (`BPEModel.tokenize` takes it
+/// once for a run of lookups).
 final class BPEWordCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var short: [PackedWord: [ModelToken]] = [:]
+    let lock = NSLock()
+    /// Words of at most 15 bytes; the value is `start << 32 | count` in `shortTokens`.
+    private var short = PackedWordTable()
+    private var shortTokens: [ModelToken] = []
     private var long: [ByteKey: [ModelToken]] = [:]
     private let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
-    func value(for key: PackedWord) -> [ModelToken]? {
-        lock.lock()
-        defer { lock.unlock() }
-        return short[key]
+    /// Calls `body` with each cached token of `key`; false when `key` is not cached. Hold `lock`.
+    @inline(__always)
+    func forEachToken(for key: PackedWord, _ body: (ModelToken) -> Void) -> Bool {
+        guard let entry = short[key] else { return false }
+        let start = Int(entry >> 32)
+        let end = start + Int(entry & 0xFFFF_FFFF)
+        shortTokens.withUnsafeBufferPointer { tokens in
+            for index in start..<end { body(tokens[index]) }
+        }
+        return true
     }
 
-    func value(for key: ByteKey) -> [ModelToken]? {
-        lock.lock()
-        defer { lock.unlock() }
-        return long[key]
+    /// Calls `body` with each cached token of `key`; false when `key` is not cached. Hold `lock`.
+    func forEachToken(for key: ByteKey, _ body: (ModelToken) -> Void) -> Bool {
+        guard let tokens = long[key] else { return false }
+        for token in tokens { body(token) }
+        return true
     }
 
+    /// Hold `lock`.
     func store(_ tokens: [ModelToken], for key: PackedWord) {
-        lock.lock()
-        defer { lock.unlock() }
-        if short.count < capacity { short[key] = tokens }
+        guard short.count < capacity, short[key] == nil else { return }
+        short.set(UInt64(shortTokens.count) << 32 | UInt64(tokens.count), for: key)
+        shortTokens += tokens
     }
 
+    /// Hold `lock`.
     func store(_ tokens: [ModelToken], for key: ByteKey) {
-        lock.lock()
-        defer { lock.unlock() }
         if long.count < capacity { long[key] = tokens }
     }
 }

@@ -123,7 +123,7 @@ public final class Tokenizer: Sendable {
     /// To score a prompt and a response as one sequence, encode the prompt with special tokens and
     /// the response without, then concatenate.
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> Encoding {
-        let scalars = Array(text.unicodeScalars)
+        let scalars = Tokenizer.unicodeScalars(of: text)
         var encoding = Encoding()
         encoding.ids.reserveCapacity(scalars.count / 3 + 4)
         encoding.tokens.reserveCapacity(scalars.count / 3 + 4)
@@ -156,11 +156,16 @@ public final class Tokenizer: Sendable {
         preTokenizer?.preTokenize(&splits)
         let scalars = splits.text.scalars
         let origins = splits.text.origins
+        // The UTF-8 of all pieces back to back, each byte's scalar index, and each piece's byte range,
+        // so that the model sees the whole text in one call.
         var bytes: [UInt8] = []
         var byteToScalar: [Int32] = []
+        var pieces: [Range<Int>] = []
+        bytes.reserveCapacity(scalars.count + scalars.count / 2)
+        byteToScalar.reserveCapacity(scalars.count + scalars.count / 2)
+        pieces.reserveCapacity(splits.pieces.count)
         for piece in splits.pieces {
-            bytes.removeAll(keepingCapacity: true)
-            byteToScalar.removeAll(keepingCapacity: true)
+            let pieceStart = bytes.count
             for index in piece {
                 let value = scalars[index].value
                 let position = Int32(index)
@@ -184,12 +189,54 @@ public final class Tokenizer: Sendable {
                     for _ in 0..<4 { byteToScalar.append(position) }
                 }
             }
-            for token in model.tokenize(bytes, byteLevel: splits.isByteLevel) {
-                let first = Int(byteToScalar[Int(token.byteStart)])
-                let last = Int(byteToScalar[Int(max(token.byteEnd - 1, token.byteStart))])
-                let start = origins[first].lowerBound
-                let end = max(start, origins[last].upperBound)
-                encoding.append(id: token.id, token: model.token(forID: token.id) ?? "", offsets: start..<end)
+            pieces.append(pieceStart..<bytes.count)
+        }
+        byteToScalar.withUnsafeBufferPointer { byteToScalar in
+            origins.withUnsafeBufferPointer { origins in
+                model.tokenize(bytes, pieces: pieces, byteLevel: splits.isByteLevel) { id, byteStart, byteEnd in
+                    let first = Int(byteToScalar[byteStart])
+                    let last = Int(byteToScalar[max(byteEnd - 1, byteStart)])
+                    let start = origins[first].lowerBound
+                    let end = max(start, origins[last].upperBound)
+                    encoding.append(id: id, token: model.token(forID: id) ?? "", offsets: start..<end)
+                }
+            }
+        }
+    }
+
+    /// The text's Unicode scalars, decoded straight from its UTF-8 (`Array(text.unicodeScalars)`
+    /// walks the string twice through generic index code).
+    static func unicodeScalars(of text: String) -> [Unicode.Scalar] {
+        var text = text
+        return text.withUTF8 { utf8 in
+            [Unicode.Scalar](unsafeUninitializedCapacity: utf8.count) { scalars, count in
+                var index = 0
+                var written = 0
+                let end = utf8.count
+                while index < end {
+                    let lead = UInt32(utf8[index])
+                    var value: UInt32
+                    var length: Int
+                    if lead < 0x80 {
+                        value = lead; length = 1
+                    } else if lead < 0xE0 {
+                        value = lead & 0x1F; length = 2
+                    } else if lead < 0xF0 {
+                        value = lead & 0x0F; length = 3
+                    } else {
+                        value = lead & 0x07; length = 4
+                    }
+                    var k = 1
+                    while k < length, index + k < end {
+                        value = value << 6 | (UInt32(utf8[index + k]) & 0x3F)
+                        k += 1
+                    }
+                    // A String's UTF-8 is always valid, so the replacement is never used.
+                    scalars.initializeElement(at: written, to: Unicode.Scalar(value) ?? "\u{FFFD}")
+                    written += 1
+                    index += length
+                }
+                count = written
             }
         }
     }
