@@ -1,0 +1,438 @@
+import CBLAS
+import Foundation
+
+/// A float32 buffer that owns its memory, for activations and scratch space. Unlike `[Float]` it
+/// can be shared with the threads of `DispatchQueue.concurrentPerform` without copies or
+/// exclusivity checks; callers make sure that concurrent writers touch disjoint ranges.
+final class FloatBuffer: @unchecked Sendable {
+    let count: Int
+    let pointer: UnsafeMutablePointer<Float>
+
+    init(count: Int) {
+        self.count = count
+        pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+    }
+
+    convenience init(zeros count: Int) {
+        self.init(count: count)
+        pointer.initialize(repeating: 0, count: count)
+    }
+
+    convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        values.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { pointer.initialize(from: base, count: values.count) }
+        }
+    }
+
+    deinit { pointer.deallocate() }
+
+    var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
+
+/// How a stored weight matrix maps inputs to outputs.
+public enum WeightLayout: Sendable {
+    /// `nn.Linear`: `[out, in]`, `y = x Wᵀ`.
+    case outByIn
+    /// GPT-2 `Conv1D`: `[in, out]`, `y = x W`.
+    case inByOut
+}
+
+/// A dense weight matrix, kept in the layout the checkpoint stores so that loading copies nothing;
+/// OpenBLAS packs either layout at the same speed.
+public struct DenseWeight: Sendable {
+    public let values: [Float]
+    public let outFeatures: Int
+    public let inFeatures: Int
+    public let layout: WeightLayout
+
+    init(values: [Float], outFeatures: Int, inFeatures: Int, layout: WeightLayout) {
+        precondition(values.count == outFeatures * inFeatures, "weight size is checked by the loader")
+        self.values = values
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        self.layout = layout
+    }
+}
+
+/// `y = x W (+ b)` over a block of rows.
+struct Linear: Sendable {
+    let weight: DenseWeight
+    let bias: [Float]?
+
+    var outFeatures: Int { weight.outFeatures }
+    var inFeatures: Int { weight.inFeatures }
+
+    /// Computes `output[r] = input[r] W + b` for `rows` rows, or adds it to `output` when
+    /// `accumulate` is set (a residual connection). Rows are `inFeatures` and `outFeatures` apart.
+    func apply(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>,
+               accumulate: Bool = false, profile: ComputeProfile? = nil) {
+        guard rows > 0 else { return }
+        let n = outFeatures
+        var beta: Float = accumulate ? 1 : 0
+        if let bias {
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<rows {
+                    let row = output + r * n
+                    if accumulate {
+                        for j in 0..<n { row[j] += b[j] }
+                    } else {
+                        row.update(from: b.baseAddress!, count: n)
+                    }
+                }
+            }
+            beta = 1
+        }
+        Kernels.gemm(input, rows: rows, weight: weight, output: output, beta: beta, profile: profile)
+    }
+}
+
+/// The fast kernels of the forward pass. Each has a plain counterpart in `ReferenceKernels` that
+/// the tests compare it with.
+///
+/// Every hand-written kernel computes each output row from its own input row only, in an order that
+/// does not depend on how many rows there are or where a row sits, so a row's result does not
+/// depend on its batch. The GEMMs are OpenBLAS's, which does not promise that (see `gemm`).
+enum Kernels {
+    /// Sets the number of OpenBLAS threads (which also serve LAPACK on Debian).
+    static func setThreadCount(_ count: Int) {
+        openblas_set_num_threads(Int32(max(1, count)))
+    }
+
+    static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    /// Calls `body` on consecutive ranges of `0..<count` that together cover it once, spread over
+    /// the BLAS thread count. For row-wise kernels: each row is computed by one call on its own,
+    /// so the split cannot change a result.
+    static func forEachRange(_ count: Int, minimumPerTask: Int, _ body: (Range<Int>) -> Void) {
+        let tasks = min(threadCount, count / max(minimumPerTask, 1))
+        guard tasks > 1 else { return body(0..<count) }
+        withoutActuallyEscaping(body) { body in
+            let work = UnsafeSendable(body)
+            DispatchQueue.concurrentPerform(iterations: tasks) { t in
+                work.value((count * t / tasks)..<(count * (t + 1) / tasks))
+            }
+        }
+    }
+
+    /// `output = input · Wᵀ (or W) + beta · output` through OpenBLAS sgemm.
+    ///
+    /// Numerical caveat: OpenBLAS rounds a row slightly differently depending on the micro-tile of
+    /// the call it falls in and on the thread count (measured: ~1e-6 relative on its outputs), so
+    /// a token's scores move by float32 rounding when the batch around it changes. Same call, same
+    /// thread count: same bits.
+    static func gemm(_ input: UnsafePointer<Float>, rows: Int, weight: DenseWeight, output: UnsafeMutablePointer<Float>,
+                     beta: Float, profile: ComputeProfile? = nil) {
+        let start = profile != nil ? ComputeProfile.now() : 0
+        let m = Int32(rows), n = Int32(weight.outFeatures), k = Int32(weight.inFeatures)
+        weight.values.withUnsafeBufferPointer { w in
+            switch weight.layout {
+            case .outByIn:
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, input, k, w.baseAddress, k, beta, output, n)
+            case .inByOut:
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, input, k, w.baseAddress, n, beta, output, n)
+            }
+        }
+        profile?.addGEMM(seconds: ComputeProfile.now() - start, flops: 2 * Double(rows) * Double(weight.outFeatures) * Double(weight.inFeatures))
+    }
+
+    // MARK: Normalisation
+
+    /// LayerNorm of each row: `(x - mean) / sqrt(var + eps) * weight + bias`, with the population
+    /// variance, as torch computes it.
+    static func layerNorm(_ input: UnsafePointer<Float>, rows: Int, width: Int, weight: [Float], bias: [Float],
+                          epsilon: Double, output: UnsafeMutablePointer<Float>) {
+        let io = UnsafeSendable((input, output))
+        weight.withUnsafeBufferPointer { w in
+            bias.withUnsafeBufferPointer { b in
+                let (w, b) = (UnsafeSendable(w), UnsafeSendable(b))
+                forEachRange(rows, minimumPerTask: 8) { range in
+                for r in range {
+                    let (input, output) = io.value
+                    let (w, b) = (w.value, b.value)
+                    let x = input + r * width, y = output + r * width
+                    let mean = sum(x, width) / Float(width)
+                    var variance: Float = 0
+                    var acc = SIMD8<Float>()
+                    var j = 0
+                    while j + 8 <= width {
+                        let d = load8(x + j) - SIMD8(repeating: mean)
+                        acc = acc.addingProduct(d, d)
+                        j += 8
+                    }
+                    variance = acc.sum()
+                    while j < width { let d = x[j] - mean; variance = variance.addingProduct(d, d); j += 1 }
+                    variance /= Float(width)
+                    let scale = Float(1 / (Double(variance) + epsilon).squareRoot())
+                    for j in 0..<width { y[j] = (x[j] - mean) * scale * w[j] + b[j] }
+                }
+                }
+            }
+        }
+    }
+
+    /// RMSNorm of each row: `x / sqrt(mean(x²) + eps) * weight`.
+    static func rmsNorm(_ input: UnsafePointer<Float>, rows: Int, width: Int, weight: [Float], epsilon: Double,
+                        output: UnsafeMutablePointer<Float>) {
+        let io = UnsafeSendable((input, output))
+        weight.withUnsafeBufferPointer { w in
+            let w = UnsafeSendable(w)
+            forEachRange(rows, minimumPerTask: 8) { range in
+            for r in range {
+                let (input, output) = io.value
+                let w = w.value
+                let x = input + r * width, y = output + r * width
+                var acc = SIMD8<Float>()
+                var j = 0
+                while j + 8 <= width { let v = load8(x + j); acc = acc.addingProduct(v, v); j += 8 }
+                var squares = acc.sum()
+                while j < width { squares = squares.addingProduct(x[j], x[j]); j += 1 }
+                let scale = Float(1 / (Double(squares / Float(width)) + epsilon).squareRoot())
+                for j in 0..<width { y[j] = w[j] * (x[j] * scale) }
+            }
+            }
+        }
+    }
+
+    // MARK: Activations
+
+    /// GPT-2's `gelu_new`: `0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³)))`, computed as the equal
+    /// `x · σ(2u)` which has no cancellation for negative x. In place.
+    static func geluTanh(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let c = Float((2.0 / Double.pi).squareRoot())
+        let shared = UnsafeSendable(x)
+        forEachRange(count / 8, minimumPerTask: 4096) { blocks in
+            let x = shared.value
+            for block in blocks {
+                let v = load8(x + 8 * block)
+                let u = c * (v + 0.044715 * v * v * v)
+                store8(v / (1 + exp(-2 * u)), x + 8 * block)
+            }
+        }
+        var i = count - count % 8
+        while i < count {
+            let v = x[i]
+            let u = c * (v + 0.044715 * v * v * v)
+            x[i] = v / (1 + Foundation.exp(-2 * u))
+            i += 1
+        }
+    }
+
+    /// The exact gelu of GPT-NeoX: `0.5 x (1 + erf(x / √2))`. In place.
+    static func geluErf(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let r = Float(1 / 2.0.squareRoot())
+        let shared = UnsafeSendable(x)
+        forEachRange(count, minimumPerTask: 8192) { range in
+            let x = shared.value
+            for i in range { x[i] = 0.5 * x[i] * (1 + Foundation.erf(x[i] * r)) }
+        }
+    }
+
+    /// SwiGLU: `output[r][j] = silu(gate) * up`, where each input row is `[gate (width) | up (width)]`.
+    static func siluGate(_ input: UnsafePointer<Float>, rows: Int, width: Int, output: UnsafeMutablePointer<Float>) {
+        let io = UnsafeSendable((input, output))
+        forEachRange(rows, minimumPerTask: 8) { range in
+        let (input, output) = io.value
+        for r in range {
+            let gate = input + r * 2 * width, up = gate + width, y = output + r * width
+            var j = 0
+            while j + 8 <= width {
+                let g = load8(gate + j)
+                store8(g / (1 + exp(-g)) * load8(up + j), y + j)
+                j += 8
+            }
+            while j < width { y[j] = gate[j] / (1 + Foundation.exp(-gate[j])) * up[j]; j += 1 }
+        }
+        }
+    }
+
+    // MARK: Rotary position embedding
+
+    /// cos and sin of `position · θ^(-2i/d)` for i < d/2, computed in Double and rounded once.
+    /// Layout: `[position][i]`.
+    struct RotaryTable: Sendable {
+        let halfDim: Int
+        let cos: [Float]
+        let sin: [Float]
+
+        init(rotaryDim: Int, theta: Double, positions: Int) {
+            halfDim = rotaryDim / 2
+            var c = [Float](repeating: 1, count: positions * halfDim)
+            var s = [Float](repeating: 0, count: positions * halfDim)
+            let inverseFrequencies = (0..<halfDim).map { 1 / Foundation.pow(theta, Double(2 * $0) / Double(rotaryDim)) }
+            for p in 0..<positions {
+                for i in 0..<halfDim {
+                    let angle = Double(p) * inverseFrequencies[i]
+                    c[p * halfDim + i] = Float(Foundation.cos(angle))
+                    s[p * halfDim + i] = Float(Foundation.sin(angle))
+                }
+            }
+            cos = c
+            sin = s
+        }
+    }
+
+    /// Rotates the first `2·table.halfDim` dimensions of `headCount` consecutive heads of each row
+    /// in place, rotate-half convention (dimension i pairs with i + d/2).
+    static func applyRotary(_ data: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, headCount: Int, headDim: Int,
+                            positions: UnsafePointer<Int32>, table: RotaryTable) {
+        let half = table.halfDim
+        guard half > 0 else { return }
+        table.cos.withUnsafeBufferPointer { cosTable in
+            table.sin.withUnsafeBufferPointer { sinTable in
+                for r in 0..<rows {
+                    let p = Int(positions[r])
+                    let c = cosTable.baseAddress! + p * half, s = sinTable.baseAddress! + p * half
+                    for h in 0..<headCount {
+                        let x = data + r * rowStride + h * headDim
+                        for i in 0..<half {
+                            let x1 = x[i], x2 = x[i + half]
+                            x[i] = x1 * c[i] - x2 * s[i]
+                            x[i + half] = x2 * c[i] + x1 * s[i]
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Softmax over a vocabulary
+
+    /// `log Σ exp(x)` of one row. The maximum is subtracted first; the exponentials are summed in
+    /// float32 lanes of 512 elements, and the lane sums in Double, so the rounding error stays
+    /// near 1e-7 relative even over a 150k-token vocabulary.
+    static func logSumExp(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        let m = maximum(x, count)
+        guard m.isFinite else { return Double(m) }
+        let shift = SIMD8<Float>(repeating: m)
+        var total = 0.0
+        var i = 0
+        while i + 8 <= count {
+            var block = SIMD8<Float>()
+            let end = min(count - count % 8, i + 512)
+            while i < end { block += exp(load8(x + i) - shift); i += 8 }
+            total += Double(block.sum())
+        }
+        while i < count { total += Double(Foundation.exp(x[i] - m)); i += 1 }
+        return Double(m) + Foundation.log(total)
+    }
+
+    /// Per-row results of comparing two distributions given by logits `a` (after) and `b` (before):
+    /// the log-sum-exps and `KL(a ‖ b) = Σ p_a (log p_a - log p_b)`.
+    static func klDivergence(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> (lseA: Double, lseB: Double, kl: Double) {
+        let lseA = logSumExp(a, count: count), lseB = logSumExp(b, count: count)
+        // KL = Σ p_a (a - b) - (lseA - lseB), with Σ p_a = 1.
+        let shift = SIMD8<Float>(repeating: Float(lseA))
+        var weighted = 0.0
+        var i = 0
+        while i + 8 <= count {
+            var block = SIMD8<Float>()
+            let end = min(count - count % 8, i + 512)
+            while i < end {
+                let va = load8(a + i)
+                block = block.addingProduct(exp(va - shift), va - load8(b + i))
+                i += 8
+            }
+            weighted += Double(block.sum())
+        }
+        while i < count { weighted += Double(Foundation.exp(a[i] - Float(lseA)) * (a[i] - b[i])); i += 1 }
+        return (lseA, lseB, weighted - (lseA - lseB))
+    }
+
+    // MARK: Vector helpers
+
+    /// `exp` of eight lanes: Cody–Waite range reduction to `r ∈ [-ln2/2, ln2/2]`, a degree-6
+    /// polynomial (the Cephes `expf` coefficients) and an exponent-field scale. Relative error about
+    /// 2 ulp. Inputs are clamped to [-87.3, 88]: results below 2^-126 come out as about 1e-38,
+    /// not 0, which no sum of probabilities can notice.
+    ///
+    /// Written with comparisons, fused multiply-adds and integer lane arithmetic only: the generic
+    /// SIMD `rounded`, `pointwiseMin` and rounding conversions compile to out-of-line calls.
+    @inline(__always)
+    static func exp(_ input: SIMD8<Float>) -> SIMD8<Float> {
+        let low = SIMD8<Float>(repeating: -87.33), high = SIMD8<Float>(repeating: 88)
+        var x = input.replacing(with: low, where: input .< low)
+        x.replace(with: high, where: x .> high)
+        // Round x·log2(e) to the nearest integer by adding 1.5·2^23: the sum's low mantissa bits
+        // then hold the integer, which also gives its bit pattern.
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let shifted = magic.addingProduct(x, SIMD8(repeating: 1.442_695_04))
+        let n = shifted - magic
+        var r = x.addingProduct(n, SIMD8(repeating: -0.693_359_375))
+        r = r.addingProduct(n, SIMD8(repeating: 2.121_944_4e-4))
+        var p = SIMD8<Float>(repeating: 1.398_199_95e-3).addingProduct(SIMD8(repeating: 1.987_569_15e-4), r)
+        p = SIMD8(repeating: 8.333_451_9e-3).addingProduct(p, r)
+        p = SIMD8(repeating: 4.166_579_6e-2).addingProduct(p, r)
+        p = SIMD8(repeating: 1.666_666_55e-1).addingProduct(p, r)
+        p = SIMD8(repeating: 5.000_000_1e-1).addingProduct(p, r)
+        let y = (r + 1).addingProduct(p, r * r)
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let scale = unsafeBitCast((integer &+ 127) &<< 23, to: SIMD8<Float>.self)
+        return y * scale
+    }
+
+    /// Lane-wise maximum, as a compare and blend.
+    @inline(__always) static func lanewiseMax(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        a.replacing(with: b, where: b .> a)
+    }
+
+    /// The largest of the eight lanes.
+    @inline(__always) static func largestLane(_ v: SIMD8<Float>) -> Float {
+        let four = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
+        let two = four.lowHalf.replacing(with: four.highHalf, where: four.highHalf .> four.lowHalf)
+        return max(two[0], two[1])
+    }
+
+    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always) static func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always) static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+
+    /// Sum of `count` floats in eight lanes, then the lanes and the tail in order.
+    @inline(__always) static func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= count { acc += load8(x + i); i += 8 }
+        var total = acc.sum()
+        while i < count { total += x[i]; i += 1 }
+        return total
+    }
+
+    @inline(__always) static func maximum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        var acc = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= count { acc = lanewiseMax(acc, load8(x + i)); i += 8 }
+        var m = largestLane(acc)
+        while i < count { m = max(m, x[i]); i += 1 }
+        return m
+    }
+}
+
+/// Where the time of a forward pass goes, for the benchmark. Updated from the calling thread only.
+public final class ComputeProfile: @unchecked Sendable {
+    public private(set) var gemmSeconds = 0.0
+    public private(set) var gemmFlops = 0.0
+    public var attentionSeconds = 0.0
+    public var headSeconds = 0.0
+    public var headFlops = 0.0
+    public var softmaxSeconds = 0.0
+    public var totalSeconds = 0.0
+
+    public init() {}
+
+    func addGEMM(seconds: Double, flops: Double) {
+        gemmSeconds += seconds
+        gemmFlops += flops
+    }
+
+    static func now() -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+    }
+}

@@ -1,0 +1,409 @@
+import Foundation
+
+/// How the scorer groups work. These settings change results only by float32 rounding (see
+/// docs/scoring.md, "Batch invariance").
+public struct ScoringOptions: Sendable, Equatable {
+    /// Token rows per packed forward pass (the M of the block GEMMs). Activation memory grows with
+    /// it: about `tokensPerBatch × (6·hidden + 2·intermediate) × 4` bytes.
+    public var tokensPerBatch: Int = 2048
+    /// Compute a prompt's keys and values once and let every response to it continue from them.
+    public var sharePrompts: Bool = true
+    /// Rows of the vocabulary head per GEMM; at most `headRows × vocabulary` logits exist at once
+    /// (per model).
+    public var headRows: Int = 512
+    /// OpenBLAS threads; `nil` leaves the library's setting (OPENBLAS_NUM_THREADS, else all cores).
+    public var threads: Int?
+
+    public init(tokensPerBatch: Int = 2048, sharePrompts: Bool = true, headRows: Int = 512, threads: Int? = nil) {
+        self.tokensPerBatch = tokensPerBatch
+        self.sharePrompts = sharePrompts
+        self.headRows = headRows
+        self.threads = threads
+    }
+}
+
+/// Called after each packed batch with the number of samples finished and tokens run so far.
+public typealias ScoringProgress = (_ samplesDone: Int, _ tokensDone: Int) -> Void
+
+/// Scores responses under causal language models: per-token log-probs, their sum and mean, and
+/// optionally the per-token KL divergence between two models; or reward-model scores.
+///
+/// Speed comes from the layout of the work, never from approximations:
+/// - the tokens of many sequences are packed as the rows of one matrix, so every projection is one
+///   large sgemm with no padding, and attention runs per sequence;
+/// - responses that share a prompt continue from the prompt's cached keys and values, so the
+///   prompt is run once per model (preference pairs, generation audits);
+/// - the vocabulary head and the log-softmax run only at the rows that predict response tokens,
+///   in chunks of `headRows`, so the full logits tensor never exists.
+///
+/// Conventions: the log-prob of token k of the sequence `prompt + response` is
+/// `log_softmax(logits[k-1])[ids[k]]` over the model's full output vocabulary. A response token at
+/// position 0 (no prompt, no BOS) has no context and is reported as `nil`. A reward model's score is
+/// its head applied to the final-norm hidden state of the last token.
+public final class LogProbScorer {
+    public let options: ScoringOptions
+    /// When set, collects where the time goes.
+    public let profile: ComputeProfile?
+
+    public init(options: ScoringOptions = ScoringOptions(), profile: ComputeProfile? = nil) {
+        self.options = options
+        self.profile = profile
+        if let threads = options.threads { Kernels.setThreadCount(threads) }
+    }
+
+    /// Per-token log-probs of each sample's response under a policy.
+    public func logProbs(of samples: [ScoringSample], under model: any TransformerModel,
+                         progress: ScoringProgress? = nil) throws -> [ResponseLogProbs] {
+        try requirePolicy(model, role: "the model")
+        try validate(samples, for: model)
+        var tokens = samples.map { [Double?](repeating: nil, count: $0.responseIDs.count) }
+        let plan = ScoringPlan(samples: samples, options: options, target: .nextToken)
+        var caches = PromptCaches()
+        for (index, batch) in plan.batches.enumerated() {
+            let hidden = try runBatch(batch, plan: plan, model: model, caches: &caches)
+            evaluateHead(hidden: hidden, rows: batch.rows, model: model) { row, lse, logits in
+                for target in row {
+                    tokens[target.sample][target.position] = Double(logits[Int(target.token)]) - lse
+                }
+            }
+            caches.release(after: index, plan: plan)
+            progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
+        }
+        return tokens.map(ResponseLogProbs.init)
+    }
+
+    /// Log-probs under two policies run together, and the exact per-token `KL(after ‖ before)` over
+    /// the full vocabulary. Both models must have the same output vocabulary and the same input
+    /// vocabulary size; both are held in memory.
+    public func compare(_ samples: [ScoringSample], after: any TransformerModel, before: any TransformerModel,
+                        progress: ScoringProgress? = nil) throws -> [ResponseComparison] {
+        try requirePolicy(after, role: "the \"after\" model")
+        try requirePolicy(before, role: "the \"before\" model")
+        guard after.outputWidth == before.outputWidth, after.config.vocabSize == before.config.vocabSize else {
+            throw IRMError("the two models have different vocabularies (after: \(after.config.vocabSize) tokens, \(after.outputWidth) logits; before: \(before.config.vocabSize) tokens, \(before.outputWidth) logits); KL needs the same vocabulary")
+        }
+        try validate(samples, for: after)
+        try validate(samples, for: before)
+        let empty = samples.map { [Double?](repeating: nil, count: $0.responseIDs.count) }
+        var afterTokens = empty, beforeTokens = empty, kl = empty
+        let plan = ScoringPlan(samples: samples, options: options, target: .nextToken)
+        var afterCaches = PromptCaches(), beforeCaches = PromptCaches()
+        let width = after.outputWidth
+        for (index, batch) in plan.batches.enumerated() {
+            let hiddenAfter = try runBatch(batch, plan: plan, model: after, caches: &afterCaches)
+            let hiddenBefore = try runBatch(batch, plan: plan, model: before, caches: &beforeCaches)
+            let rowCount = batch.rows.count
+            var start = 0
+            while start < rowCount {
+                let count = min(options.headRows, rowCount - start)
+                let logitsAfter = headLogits(hiddenAfter, firstRow: start, rows: count, model: after)
+                let logitsBefore = headLogits(hiddenBefore, firstRow: start, rows: count, model: before)
+                let softmaxStart = profile != nil ? ComputeProfile.now() : 0
+                var results = [(Double, Double, Double)](repeating: (0, 0, 0), count: count)
+                results.withUnsafeMutableBufferPointer { out in
+                    let out = UnsafeSendable(out.baseAddress!)
+                    DispatchQueue.concurrentPerform(iterations: count) { r in
+                        out.value[r] = Kernels.klDivergence(logitsAfter.pointer + r * width, logitsBefore.pointer + r * width, count: width)
+                    }
+                }
+                if let profile { profile.softmaxSeconds += ComputeProfile.now() - softmaxStart }
+                for r in 0..<count {
+                    let (lseA, lseB, divergence) = results[r]
+                    for target in batch.rows[start + r] {
+                        let t = Int(target.token)
+                        afterTokens[target.sample][target.position] = Double(logitsAfter.pointer[r * width + t]) - lseA
+                        beforeTokens[target.sample][target.position] = Double(logitsBefore.pointer[r * width + t]) - lseB
+                        kl[target.sample][target.position] = divergence
+                    }
+                }
+                start += count
+            }
+            afterCaches.release(after: index, plan: plan)
+            beforeCaches.release(after: index, plan: plan)
+            progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
+        }
+        return samples.indices.map {
+            ResponseComparison(after: ResponseLogProbs(tokens: afterTokens[$0]), before: ResponseLogProbs(tokens: beforeTokens[$0]), kl: kl[$0])
+        }
+    }
+
+    /// Reward-model scores: one value per label (usually one) for each sample, from the final-norm
+    /// hidden state of the sample's last token.
+    public func rewards(of samples: [ScoringSample], under model: any TransformerModel,
+                        progress: ScoringProgress? = nil) throws -> [[Double]] {
+        guard model.kind == .rewardModel else {
+            throw IRMError("the model is a policy (causal language model), not a reward model; rewards need a checkpoint of kind reward-model")
+        }
+        try validate(samples, for: model)
+        var scores = [[Double]](repeating: [], count: samples.count)
+        let plan = ScoringPlan(samples: samples, options: options, target: .lastToken)
+        var caches = PromptCaches()
+        let labels = model.outputWidth
+        for (index, batch) in plan.batches.enumerated() {
+            let hidden = try runBatch(batch, plan: plan, model: model, caches: &caches)
+            let values = FloatBuffer(count: max(1, batch.rows.count * labels))
+            if !batch.rows.isEmpty {
+                hidden.withUnsafeBufferPointer { h in
+                    Kernels.gemm(h.baseAddress!, rows: batch.rows.count, weight: model.outputHead, output: values.pointer, beta: 0)
+                }
+            }
+            for (r, targets) in batch.rows.enumerated() {
+                for target in targets {
+                    scores[target.sample] = (0..<labels).map { Double(values.pointer[r * labels + $0]) }
+                }
+            }
+            caches.release(after: index, plan: plan)
+            progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
+        }
+        return scores
+    }
+
+    // MARK: Checks
+
+    private func requirePolicy(_ model: any TransformerModel, role: String) throws {
+        guard model.kind == .policy else {
+            throw IRMError("\(role) is a reward model (sequence classifier), not a policy; log-probs need a causal language model checkpoint")
+        }
+    }
+
+    /// Token ids inside the vocabulary, sequences inside the context, and something to score.
+    private func validate(_ samples: [ScoringSample], for model: any TransformerModel) throws {
+        let vocabulary = model.config.vocabSize, context = model.config.maxPositions
+        for sample in samples {
+            for (part, ids) in [("prompt", sample.promptIDs), ("response", sample.responseIDs)] {
+                if let index = ids.firstIndex(where: { $0 < 0 || Int($0) >= vocabulary }) {
+                    throw IRMError("\(sample.name): token id \(ids[index]) at \(part) position \(index) is outside the model's vocabulary (ids 0..<\(vocabulary))")
+                }
+            }
+            if sample.tokenCount > context {
+                throw IRMError("\(sample.name): prompt + response is \(sample.tokenCount) tokens (\(sample.promptIDs.count) + \(sample.responseIDs.count)), \(sample.tokenCount - context) more than the model's context of \(context) positions")
+            }
+            if model.kind == .rewardModel && sample.tokenCount == 0 {
+                throw IRMError("\(sample.name): prompt and response are both empty; a reward model needs at least one token")
+            }
+        }
+    }
+
+    // MARK: Running a batch
+
+    /// Runs the prompt pass (recording caches) and the main pass of one batch; returns the final
+    /// hidden states of `batch.rows`, in order.
+    private func runBatch(_ batch: ScoringPlan.Batch, plan: ScoringPlan, model: any TransformerModel,
+                          caches: inout PromptCaches) throws -> [Float] {
+        let start = profile != nil ? ComputeProfile.now() : 0
+        defer { if let profile { profile.totalSeconds += ComputeProfile.now() - start } }
+        var hidden: [Float] = []
+        if !batch.promptSegments.isEmpty {
+            let packed = try PackedBatch(segments: batch.promptSegments.map(\.segment), config: model.config)
+            hidden += model.finalHiddenStates(packed, profile: profile)
+            for (index, planned) in batch.promptSegments.enumerated() {
+                if let group = planned.group, let cache = packed.recordedCaches[index] { caches.caches[group] = cache }
+            }
+        }
+        if !batch.mainSegments.isEmpty {
+            let segments = batch.mainSegments.map { planned -> ForwardSegment in
+                var segment = planned.segment
+                if let group = planned.group { segment.prefix = caches.caches[group] }
+                return segment
+            }
+            hidden += model.finalHiddenStates(try PackedBatch(segments: segments, config: model.config), profile: profile)
+        }
+        return hidden
+    }
+
+    private func headLogits(_ hidden: [Float], firstRow: Int, rows: Int, model: any TransformerModel) -> FloatBuffer {
+        let start = profile != nil ? ComputeProfile.now() : 0
+        let d = model.config.hiddenSize
+        let logits = FloatBuffer(count: rows * model.outputWidth)
+        hidden.withUnsafeBufferPointer { h in
+            Kernels.gemm(h.baseAddress! + firstRow * d, rows: rows, weight: model.outputHead, output: logits.pointer, beta: 0)
+        }
+        if let profile {
+            profile.headSeconds += ComputeProfile.now() - start
+            profile.headFlops += 2 * Double(rows) * Double(d) * Double(model.outputWidth)
+        }
+        return logits
+    }
+
+    /// Applies the vocabulary head to `rows.count` hidden states in chunks and hands each row's
+    /// targets, log-sum-exp and logits to `body`.
+    private func evaluateHead(hidden: [Float], rows: [[ScoringPlan.Target]], model: any TransformerModel,
+                              _ body: ([ScoringPlan.Target], Double, UnsafePointer<Float>) -> Void) {
+        let width = model.outputWidth
+        var start = 0
+        while start < rows.count {
+            let count = min(options.headRows, rows.count - start)
+            let logits = headLogits(hidden, firstRow: start, rows: count, model: model)
+            let softmaxStart = profile != nil ? ComputeProfile.now() : 0
+            var lse = [Double](repeating: 0, count: count)
+            lse.withUnsafeMutableBufferPointer { out in
+                let out = UnsafeSendable(out.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: count) { r in
+                    out.value[r] = Kernels.logSumExp(logits.pointer + r * width, count: width)
+                }
+            }
+            if let profile { profile.softmaxSeconds += ComputeProfile.now() - softmaxStart }
+            for r in 0..<count { body(rows[start + r], lse[r], logits.pointer + r * width) }
+            start += count
+        }
+    }
+}
+
+/// A pointer handed to the threads of `concurrentPerform`, each of which writes its own elements.
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Prompt caches alive between batches, per model.
+private struct PromptCaches {
+    var caches: [Int: KeyValueCache] = [:]
+
+    mutating func release(after batch: Int, plan: ScoringPlan) {
+        for (group, last) in plan.lastBatchOfGroup where last == batch { caches[group] = nil }
+    }
+}
+
+/// The order of work: which sequences run in which packed pass, and which hidden-state rows
+/// feed which results. It depends on the samples and options only, not on the model.
+struct ScoringPlan {
+    enum TargetKind { case nextToken, lastToken }
+
+    /// One result fed by a hidden-state row: the log-prob of `token` at response `position` of
+    /// `sample` (next-token targets), or the sample's score (last-token targets).
+    struct Target {
+        let sample: Int
+        let position: Int
+        let token: Int32
+    }
+
+    struct PlannedSegment {
+        var segment: ForwardSegment
+        /// The prompt group whose cache this segment records (prompt pass) or continues (main pass).
+        var group: Int?
+    }
+
+    struct Batch {
+        var promptSegments: [PlannedSegment] = []
+        var mainSegments: [PlannedSegment] = []
+        /// Targets of each returned hidden-state row: prompt-pass rows first, then main-pass rows.
+        var promptRows: [[Target]] = []
+        var mainRows: [[Target]] = []
+        var tokenCount = 0
+
+        var rows: [[Target]] { promptRows + mainRows }
+    }
+
+    private(set) var batches: [Batch] = []
+    private(set) var lastBatchOfGroup: [Int: Int] = [:]
+    private var samplesFinished: [Int] = []
+    private var tokensFinished: [Int] = []
+
+    init(samples: [ScoringSample], options: ScoringOptions, target: TargetKind) {
+        // Group samples by prompt; a group of one, or an empty prompt, runs as one whole sequence.
+        var groupOf: [[Int32]: Int] = [:]
+        var groups: [[Int]] = []
+        for (i, sample) in samples.enumerated() {
+            if options.sharePrompts, !sample.promptIDs.isEmpty, let g = groupOf[sample.promptIDs] {
+                groups[g].append(i)
+            } else {
+                groupOf[sample.promptIDs] = groups.count
+                groups.append([i])
+            }
+        }
+
+        var current = Batch()
+        var finishedInCurrent = 0
+        var finishedSoFar = 0
+        var tokensSoFar = 0
+        func close() {
+            guard current.tokenCount > 0 || !current.promptSegments.isEmpty || !current.mainSegments.isEmpty || finishedInCurrent > 0 else { return }
+            batches.append(current)
+            finishedSoFar += finishedInCurrent
+            tokensSoFar += current.tokenCount
+            samplesFinished.append(finishedSoFar)
+            tokensFinished.append(tokensSoFar)
+            current = Batch()
+            finishedInCurrent = 0
+        }
+        func reserve(_ tokens: Int) {
+            if current.tokenCount > 0 && current.tokenCount + tokens > options.tokensPerBatch { close() }
+            current.tokenCount += tokens
+        }
+
+        for (g, members) in groups.enumerated() {
+            if members.count == 1 {
+                let s = members[0], sample = samples[s]
+                let ids = sample.promptIDs + sample.responseIDs
+                let p = sample.promptIDs.count
+                var rows: [Int] = []
+                var targets: [[Target]] = []
+                switch target {
+                case .nextToken:
+                    for k in max(p, 1)..<max(ids.count, max(p, 1)) {
+                        rows.append(k - 1)
+                        targets.append([Target(sample: s, position: k - p, token: ids[k])])
+                    }
+                case .lastToken:
+                    rows = [ids.count - 1]
+                    targets = [[Target(sample: s, position: 0, token: 0)]]
+                }
+                if ids.isEmpty || rows.isEmpty {
+                    finishedInCurrent += 1
+                    continue
+                }
+                reserve(ids.count)
+                current.mainSegments.append(PlannedSegment(segment: ForwardSegment(tokens: ids, outputRows: rows), group: nil))
+                current.mainRows += targets
+                finishedInCurrent += 1
+                continue
+            }
+            // A shared prompt: its pass records the cache and returns its last row, which predicts
+            // every response's first token (or scores an empty response).
+            let prompt = samples[members[0]].promptIDs
+            reserve(prompt.count)
+            var promptTargets: [Target] = []
+            for s in members {
+                let response = samples[s].responseIDs
+                switch target {
+                case .nextToken: if let first = response.first { promptTargets.append(Target(sample: s, position: 0, token: first)) }
+                case .lastToken: if response.isEmpty { promptTargets.append(Target(sample: s, position: 0, token: 0)) }
+                }
+            }
+            current.promptSegments.append(PlannedSegment(
+                segment: ForwardSegment(tokens: prompt, recordsCache: true, outputRows: [prompt.count - 1]), group: g))
+            current.promptRows.append(promptTargets)
+            lastBatchOfGroup[g] = batches.count
+            for s in members {
+                let response = samples[s].responseIDs
+                var rows: [Int] = []
+                var targets: [[Target]] = []
+                switch target {
+                case .nextToken:
+                    for i in 0..<max(response.count - 1, 0) {
+                        rows.append(i)
+                        targets.append([Target(sample: s, position: i + 1, token: response[i + 1])])
+                    }
+                case .lastToken:
+                    if !response.isEmpty {
+                        rows = [response.count - 1]
+                        targets = [[Target(sample: s, position: 0, token: 0)]]
+                    }
+                }
+                if rows.isEmpty {
+                    finishedInCurrent += 1
+                    continue
+                }
+                reserve(response.count)
+                current.mainSegments.append(PlannedSegment(segment: ForwardSegment(tokens: response, outputRows: rows), group: g))
+                current.mainRows += targets
+                lastBatchOfGroup[g] = batches.count
+                finishedInCurrent += 1
+            }
+        }
+        close()
+    }
+
+    func samplesDone(after batch: Int) -> Int { samplesFinished[batch] }
+    func tokensDone(after batch: Int) -> Int { tokensFinished[batch] }
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import IRMKit
+
+struct ScoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score",
+        abstract: "Score responses under a model: per-token log-probs (policy) or a reward (reward model).",
+        discussion: """
+            Reads JSON lines with "prompt" and "response" (or "chosen" and "rejected", which give two samples), \
+            an optional "id", and optionally pre-tokenised "prompt_ids"/"response_ids"/"chosen_ids"/"rejected_ids". \
+            The prompt is tokenised with the tokenizer's special tokens (a BOS its post-processor adds), the \
+            response without; no EOS is added unless --append-eos. The log-prob of each response token is \
+            log_softmax(logits)[token] over the model's full output vocabulary, at the position before it; a first \
+            token with no context at all is null. Writes one JSON line per sample (see docs/scoring.md), to a \
+            temporary file renamed into place when complete.
+            """)
+
+    @Option(help: "The checkpoint to score with (.h5): a policy or a reward model.")
+    var model: String
+
+    @Option(help: "The prompt/response data (JSON lines).")
+    var data: String
+
+    @Option(help: "Where to write the scores (JSON lines).")
+    var out: String
+
+    @Option(help: "A second policy (.h5) to compare with: adds its log-probs and the exact per-token KL(model ‖ reference). Both models are held in memory.")
+    var reference: String?
+
+    @Flag(help: "Append the model's EOS token to every response.")
+    var appendEOS = false
+
+    @Option(help: "BLAS and attention threads (default: the number of cores).")
+    var threads: Int?
+
+    @Option(help: "Token rows per packed forward pass.")
+    var batchTokens = ScoringOptions().tokensPerBatch
+
+    @Option(help: "Rows of the vocabulary head per GEMM; the logits held at once are rows × vocabulary floats.")
+    var headRows = ScoringOptions().headRows
+
+    @Flag(help: "Run every sample as its own sequence instead of sharing the work of identical prompts.")
+    var noSharePrompts = false
+
+    @Flag(help: "Print where the time went (GEMMs, attention, head, softmax) on stderr at the end.")
+    var profile = false
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if batchTokens < 1 { throw ValidationError("--batch-tokens must be at least 1") }
+        if headRows < 1 { throw ValidationError("--head-rows must be at least 1") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let outURL = URL(fileURLWithPath: out)
+            try AtomicOutput.checkWritable(outURL)
+            let samples = try SampleFile.read(path: data)
+
+            let checkpoint = try Checkpoint.open(path: model)
+            let referenceCheckpoint = try reference.map { try Checkpoint.open(path: $0) }
+            if referenceCheckpoint != nil && checkpoint.kind != .policy {
+                throw IRMError("\(model): is a reward model; --reference compares two policies (causal language models)")
+            }
+            if let referenceCheckpoint, referenceCheckpoint.kind != .policy {
+                throw IRMError("\(referenceCheckpoint.path): is a reward model; --reference needs a policy (causal language model) checkpoint")
+            }
+            var eos: Int32? = nil
+            if appendEOS {
+                guard let id = checkpoint.config.eosTokenID else {
+                    throw IRMError("\(model): /config has no eos_token_id, so --append-eos has nothing to append")
+                }
+                eos = Int32(id)
+            }
+            let needsText = samples.contains { ($0.promptIDs == nil && $0.prompt != nil) || ($0.responseIDs == nil && $0.response != nil) }
+            let encoder = needsText ? try textEncoder(for: checkpoint) : nil
+            let scoring = try ScoreLines.scoringSamples(samples, source: data, encode: encoder, eos: eos)
+
+            let options = ScoringOptions(tokensPerBatch: batchTokens, sharePrompts: !noSharePrompts, headRows: headRows,
+                                         threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let computeProfile = profile ? ComputeProfile() : nil
+            let scorer = LogProbScorer(options: options, profile: computeProfile)
+            let progress = ProgressLine(total: scoring.count)
+            let loadStart = Date()
+            var lines: [String] = []
+            let policy = try ModelLoading.load(checkpoint: checkpoint)
+            var loadSeconds = Date().timeIntervalSince(loadStart)
+            var started = Date()
+            switch checkpoint.kind {
+            case .rewardModel:
+                let scores = try scorer.rewards(of: scoring, under: policy, progress: progress.update)
+                lines = samples.indices.map { ScoreLines.rewardLine(samples[$0], scoring[$0], scores[$0]) }
+            case .policy:
+                if let referenceCheckpoint {
+                    let before = try ModelLoading.load(checkpoint: referenceCheckpoint)
+                    loadSeconds += Date().timeIntervalSince(started)
+                    started = Date()
+                    let results = try scorer.compare(scoring, after: policy, before: before, progress: progress.update)
+                    lines = samples.indices.map { ScoreLines.logProbLine(samples[$0], scoring[$0], results[$0].after, reference: results[$0]) }
+                } else {
+                    let results = try scorer.logProbs(of: scoring, under: policy, progress: progress.update)
+                    lines = samples.indices.map { ScoreLines.logProbLine(samples[$0], scoring[$0], results[$0]) }
+                }
+            }
+            progress.finish()
+            let scoringSeconds = Date().timeIntervalSince(started)
+            try AtomicOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: outURL)
+            if let computeProfile {
+                let tokens = scoring.reduce(0) { $0 + $1.tokenCount }
+                FileHandle.standardError.write(Data(profileReport(computeProfile, load: loadSeconds, scoring: scoringSeconds, tokens: tokens).utf8))
+            }
+        }
+    }
+
+    /// The checkpoint's tokenizer as an encoder: the prompt with special tokens, the response without.
+    private func textEncoder(for checkpoint: Checkpoint) throws -> ScoreLines.TextEncoder {
+        let tokenizer = try Tokenizer(json: checkpoint.tokenizerJSON, sourceDescription: "\(checkpoint.path): /tokenizer/tokenizer.json")
+        return { text, special in tokenizer.encode(text, addSpecialTokens: special).ids }
+    }
+
+    private func profileReport(_ p: ComputeProfile, load: Double, scoring wall: Double, tokens: Int) -> String {
+        func f(_ v: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", v) }
+        let blockRate = p.gemmSeconds > 0 ? p.gemmFlops / p.gemmSeconds / 1e9 : 0
+        let headRate = p.headSeconds > 0 ? p.headFlops / p.headSeconds / 1e9 : 0
+        return """
+            profile: load \(f(load)) s; scoring \(f(wall)) s, \(tokens) tokens, \(f(Double(tokens) / wall, 1)) tokens/s
+            profile: forward \(f(p.totalSeconds)) s (block GEMMs \(f(p.gemmSeconds)) s at \(f(blockRate, 1)) GFLOP/s, attention \(f(p.attentionSeconds)) s)
+            profile: head GEMMs \(f(p.headSeconds)) s at \(f(headRate, 1)) GFLOP/s, log-softmax \(f(p.softmaxSeconds)) s
+            profile: flops block \(f(p.gemmFlops / 1e9, 2)) G, head \(f(p.headFlops / 1e9, 2)) G
+
+            """
+    }
+}
+
+/// A progress line on stderr (samples, tokens/s, ETA), shown only when stderr is a terminal.
+private final class ProgressLine: @unchecked Sendable {
+    let total: Int
+    let enabled = isatty(STDERR_FILENO) != 0
+    let start = Date()
+    var shown = false
+
+    init(total: Int) { self.total = total }
+
+    func update(samplesDone: Int, tokensDone: Int) {
+        guard enabled else { return }
+        let elapsed = Date().timeIntervalSince(start)
+        let rate = elapsed > 0 ? Double(tokensDone) / elapsed : 0
+        var eta = "?"
+        if samplesDone > 0 {
+            let remaining = elapsed / Double(samplesDone) * Double(total - samplesDone)
+            eta = remaining >= 60 ? "\(Int(remaining) / 60)m\(String(format: "%02d", Int(remaining) % 60))s" : "\(Int(remaining.rounded()))s"
+        }
+        let line = "\r\(samplesDone)/\(total) samples, \(Int(rate)) tokens/s, ETA \(eta)   "
+        FileHandle.standardError.write(Data(line.utf8))
+        shown = true
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

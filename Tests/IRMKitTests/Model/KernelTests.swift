@@ -1,0 +1,185 @@
+import Foundation
+import XCTest
+@testable import IRMKit
+
+/// The fast kernels against their plain Double counterparts in `ReferenceKernels`.
+/// Tolerances are float32 rounding of the operation at hand, stated per test.
+final class KernelTests: XCTestCase {
+    var random = SeededGenerator(seed: 42)
+
+    func testGEMMInBothWeightLayoutsMatchesTheReference() {
+        let rows = 13, inFeatures = 37, outFeatures = 29
+        let x = random.floats(rows * inFeatures)
+        let w = random.floats(outFeatures * inFeatures)
+        let b = random.floats(outFeatures)
+        let expected = ReferenceKernels.linear(x, rows: rows, weight: w, outFeatures: outFeatures, inFeatures: inFeatures, bias: b)
+        // The same weights stored [in, out], as GPT-2's Conv1D does.
+        var transposed = [Float](repeating: 0, count: w.count)
+        for o in 0..<outFeatures { for i in 0..<inFeatures { transposed[i * outFeatures + o] = w[o * inFeatures + i] } }
+        for (layout, values) in [(WeightLayout.outByIn, w), (.inByOut, transposed)] {
+            let linear = Linear(weight: DenseWeight(values: values, outFeatures: outFeatures, inFeatures: inFeatures, layout: layout), bias: b)
+            let out = FloatBuffer(count: rows * outFeatures)
+            let input = FloatBuffer(x)
+            linear.apply(input.pointer, rows: rows, into: out.pointer)
+            assertClose(out.array.map(Double.init), expected, absolute: 1e-5, "\(layout)")
+            // Accumulating adds onto what is there (a residual connection).
+            linear.apply(input.pointer, rows: rows, into: out.pointer, accumulate: true)
+            assertClose(out.array.map(Double.init), expected.map { 2 * $0 }, absolute: 2e-5, "\(layout), accumulated")
+        }
+    }
+
+    func testLayerNormAndRMSNormMatchTheReference() {
+        for width in [7, 8, 48, 61] {
+            let rows = 5
+            let x = random.floats(rows * width, scale: 3).map { $0 + 2 }
+            let w = random.floats(width), b = random.floats(width)
+            let input = FloatBuffer(x), out = FloatBuffer(count: x.count)
+            Kernels.layerNorm(input.pointer, rows: rows, width: width, weight: w, bias: b, epsilon: 1e-5, output: out.pointer)
+            assertClose(out.array.map(Double.init), ReferenceKernels.layerNorm(x, width: width, weight: w, bias: b, epsilon: 1e-5),
+                        absolute: 2e-6, relative: 2e-6, "layer norm, width \(width)")
+            Kernels.rmsNorm(input.pointer, rows: rows, width: width, weight: w, epsilon: 1e-6, output: out.pointer)
+            assertClose(out.array.map(Double.init), ReferenceKernels.rmsNorm(x, width: width, weight: w, epsilon: 1e-6),
+                        absolute: 2e-6, relative: 2e-6, "rms norm, width \(width)")
+        }
+    }
+
+    func testActivationsMatchTheReference() {
+        // Wide range, both signs, and values near zero where tanh-based forms lose digits.
+        var x = random.floats(1003, scale: 12)
+        x += [0, -0, 1e-8, -1e-8, 1e-3, -1e-3, 30, -30, 80, -80, 100, -100]
+        let input = FloatBuffer(x)
+        Kernels.geluTanh(input.pointer, count: x.count)
+        assertClose(input.array.map(Double.init), x.map { ReferenceKernels.geluTanh(Double($0)) }, absolute: 1e-6, relative: 1e-6, "gelu tanh")
+        let erfInput = FloatBuffer(x)
+        Kernels.geluErf(erfInput.pointer, count: x.count)
+        assertClose(erfInput.array.map(Double.init), x.map { ReferenceKernels.geluErf(Double($0)) }, absolute: 1e-6, relative: 1e-6, "gelu erf")
+        let up = random.floats(x.count)
+        let gateUp = FloatBuffer(x + up), out = FloatBuffer(count: x.count)
+        Kernels.siluGate(gateUp.pointer, rows: 1, width: x.count, output: out.pointer)
+        assertClose(out.array.map(Double.init), zip(x, up).map { ReferenceKernels.silu(Double($0)) * Double($1) },
+                    absolute: 1e-6, relative: 1e-6, "silu gate")
+    }
+
+    func testVectorExpIsAccurateOverItsRange() {
+        var worst: Float = 0
+        var v: Float = -87
+        while v < 88 {
+            let lanes = SIMD8<Float>((0..<8).map { v + Float($0) * 0.013 })
+            let fast = Kernels.exp(lanes)
+            for i in 0..<8 {
+                let exact = Foundation.exp(Double(lanes[i]))
+                worst = max(worst, Float(abs(Double(fast[i]) - exact) / exact))
+            }
+            v += 0.37
+        }
+        XCTAssertLessThan(worst, 4e-7, "relative error of the vector exp")
+        XCTAssertEqual(Kernels.exp(SIMD8(repeating: -1000))[0], Kernels.exp(SIMD8(repeating: -87.33))[0], "clamped below")
+        XCTAssertLessThan(Kernels.exp(SIMD8(repeating: -1000))[0], 1e-37)
+    }
+
+    func testLogSumExpAndKLMatchTheReference() {
+        for count in [1, 7, 8, 333, 50_257] {
+            let a = random.floats(count, scale: 20), b = random.floats(count, scale: 20)
+            let bufferA = FloatBuffer(a), bufferB = FloatBuffer(b)
+            let lse = Kernels.logSumExp(bufferA.pointer, count: count)
+            assertClose(lse, ReferenceKernels.logSumExp(a), absolute: 2e-6, relative: 1e-7, "log-sum-exp over \(count)")
+            let kl = Kernels.klDivergence(bufferA.pointer, bufferB.pointer, count: count)
+            assertClose(kl.kl, ReferenceKernels.klDivergence(a, b), absolute: 1e-5, relative: 1e-6, "KL over \(count)")
+        }
+        // Identical distributions: KL is zero up to rounding.
+        let same = FloatBuffer(random.floats(1000, scale: 10))
+        XCTAssertEqual(Kernels.klDivergence(same.pointer, same.pointer, count: 1000).kl, 0, accuracy: 1e-6)
+    }
+
+    func testRotaryMatchesTheReferenceIncludingPartialRotation() {
+        let headDim = 16, heads = 3, rows = 4
+        for rotaryDim in [16, 4, 0] {
+            let x = random.floats(rows * heads * headDim)
+            let positions: [Int32] = [0, 1, 37, 511]
+            let table = Kernels.RotaryTable(rotaryDim: rotaryDim, theta: 10_000, positions: 512)
+            let data = FloatBuffer(x)
+            positions.withUnsafeBufferPointer {
+                Kernels.applyRotary(data.pointer, rows: rows, rowStride: heads * headDim, headCount: heads, headDim: headDim,
+                                    positions: $0.baseAddress!, table: table)
+            }
+            var expected: [Double] = []
+            for r in 0..<rows {
+                for h in 0..<heads {
+                    let start = (r * heads + h) * headDim
+                    expected += ReferenceKernels.rotary(Array(x[start..<(start + headDim)]), position: Int(positions[r]), rotaryDim: rotaryDim, theta: 10_000)
+                }
+            }
+            assertClose(data.array.map(Double.init), expected, absolute: 1e-6, "rotary dim \(rotaryDim)")
+        }
+    }
+}
+
+/// The attention kernel against the reference, and its batch invariance, which is exact.
+final class CausalAttentionTests: XCTestCase {
+    var random = SeededGenerator(seed: 7)
+
+    func config(heads: Int, kvHeads: Int, headDim: Int) throws -> ModelConfig {
+        let json = try JSONValue.parse("""
+            {"model_type": "llama", "vocab_size": 50, "hidden_size": \(heads * headDim), "num_hidden_layers": 1,
+             "num_attention_heads": \(heads), "num_key_value_heads": \(kvHeads), "max_position_embeddings": 64,
+             "intermediate_size": 8}
+            """, source: "test")
+        return try ModelConfig(json: json, source: "test")
+    }
+
+    /// Runs the kernel on one segment of `length` new tokens, optionally after a cached prefix.
+    func attend(_ qkv: [Float], geometry g: AttentionGeometry, config: ModelConfig, segments: [(length: Int, prefix: KeyValueCache?, records: Bool)])
+        throws -> (output: [Float], batch: PackedBatch) {
+        let forward = segments.map { ForwardSegment(tokens: Array(repeating: 0, count: $0.length), prefix: $0.prefix, recordsCache: $0.records, outputRows: []) }
+        let batch = try PackedBatch(segments: forward, config: config)
+        let output = FloatBuffer(zeros: batch.rowCount * g.qDim)
+        CausalAttention.run(qkv: FloatBuffer(qkv), batch: batch, layer: 0, geometry: g, output: output, profile: nil)
+        return (output.array, batch)
+    }
+
+    func split(_ qkv: [Float], rows: Int, g: AttentionGeometry) -> (q: [Float], k: [Float], v: [Float]) {
+        var q: [Float] = [], k: [Float] = [], v: [Float] = []
+        for r in 0..<rows {
+            let row = Array(qkv[(r * g.qkvWidth)..<((r + 1) * g.qkvWidth)])
+            q += row[0..<g.qDim]
+            k += row[g.qDim..<(g.qDim + g.kvDim)]
+            v += row[(g.qDim + g.kvDim)...]
+        }
+        return (q, k, v)
+    }
+
+    func testMatchesTheReferenceWithGroupedHeadsAndWindows() throws {
+        for (heads, kvHeads, headDim, window) in [(4, 4, 8, nil), (4, 2, 8, nil), (6, 1, 12, nil), (4, 2, 16, 5), (2, 2, 3, 1), (2, 1, 64, nil), (3, 3, 40, 33)] as [(Int, Int, Int, Int?)] {
+            let g = AttentionGeometry(headCount: heads, kvHeadCount: kvHeads, headDim: headDim, scale: 0.7, window: window)
+            let length = 45
+            let qkv = random.floats(length * g.qkvWidth, scale: 1.5)
+            let out = try attend(qkv, geometry: g, config: config(heads: heads, kvHeads: kvHeads, headDim: headDim),
+                                 segments: [(length, nil, false)]).output
+            let (q, k, v) = split(qkv, rows: length, g: g)
+            let expected = ReferenceKernels.attention(q: q, k: k, v: v, length: length, headCount: heads, kvHeadCount: kvHeads,
+                                                      headDim: headDim, scale: 0.7, window: window)
+            // Scores reach ±30 here, so their float32 rounding (a few 1e-6) shows in the outputs.
+            assertClose(out.map(Double.init), expected, absolute: 1e-5, relative: 1e-5, "heads \(heads)/\(kvHeads), window \(String(describing: window))")
+        }
+    }
+
+    /// A sequence gives bit-identical attention alone, packed after another sequence, and as a
+    /// continuation of its own cached prefix.
+    func testIsBitIdenticalAlonePackedAndContinuingACachedPrefix() throws {
+        let g = AttentionGeometry(headCount: 4, kvHeadCount: 2, headDim: 8, scale: 0.35, window: nil)
+        let cfg = try config(heads: 4, kvHeads: 2, headDim: 8)
+        let length = 21, split = 9
+        let qkv = random.floats(length * g.qkvWidth, scale: 2)
+        let alone = try attend(qkv, geometry: g, config: cfg, segments: [(length, nil, false)]).output
+
+        let other = random.floats(5 * g.qkvWidth, scale: 2)
+        let packed = try attend(other + qkv, geometry: g, config: cfg, segments: [(5, nil, false), (length, nil, false)]).output
+        XCTAssertEqual(Array(packed[(5 * g.qDim)...]), alone, "packed after another sequence")
+
+        let prefixRun = try attend(Array(qkv[..<(split * g.qkvWidth)]), geometry: g, config: cfg, segments: [(split, nil, true)])
+        let cache = try XCTUnwrap(prefixRun.batch.recordedCaches[0])
+        XCTAssertEqual(cache.length, split)
+        let continued = try attend(Array(qkv[(split * g.qkvWidth)...]), geometry: g, config: cfg, segments: [(length - split, cache, false)]).output
+        XCTAssertEqual(prefixRun.output + continued, alone, "prefix, then continuation from its cache")
+    }
+}
