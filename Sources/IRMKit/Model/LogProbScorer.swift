@@ -249,12 +249,6 @@ public final class LogProbScorer {
     }
 }
 
-/// A pointer handed to the threads of `concurrentPerform`, each of which writes its own elements.
-struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
 /// Prompt caches alive between batches, per model.
 private struct PromptCaches {
     var caches: [Int: KeyValueCache] = [:]

@@ -11,18 +11,13 @@ enum ParallelMap {
         guard chunks > 1 else { return values.map(transform) }
         return [R](unsafeUninitializedCapacity: n) { buffer, initialized in
             guard let base = buffer.baseAddress else { initialized = 0; return }
-            let out = SlotPointer(base: base)
+            let out = UnsafeSendable(base)
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 for i in (n * c / chunks)..<(n * (c + 1) / chunks) {
-                    (out.base + i).initialize(to: transform(values[i]))
+                    (out.value + i).initialize(to: transform(values[i]))
                 }
             }
             initialized = n
         }
-    }
-
-    /// The output buffer, shared with the worker threads; each writes only its own slots.
-    private struct SlotPointer<R>: @unchecked Sendable {
-        let base: UnsafeMutablePointer<R>
     }
 }
