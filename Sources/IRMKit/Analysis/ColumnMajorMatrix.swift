@@ -6,35 +6,35 @@ import CLapack
 ///
 /// Failures of LAPACK routines are returned as `IRMError`s naming the routine and its `info` code;
 /// with the inputs this layer builds (finite, validated) they indicate a bug rather than bad data.
-public struct ColumnMajorMatrix: Sendable, Equatable {
-    public let rows: Int
-    public let columns: Int
-    public var values: [Double]
+struct ColumnMajorMatrix: Sendable, Equatable {
+    let rows: Int
+    let columns: Int
+    var values: [Double]
 
-    public init(rows: Int, columns: Int, values: [Double]) {
+    init(rows: Int, columns: Int, values: [Double]) {
         precondition(values.count == rows * columns, "ColumnMajorMatrix: \(values.count) values for \(rows)×\(columns)")
         self.rows = rows
         self.columns = columns
         self.values = values
     }
 
-    public init(rows: Int, columns: Int, repeating value: Double = 0) {
+    init(rows: Int, columns: Int, repeating value: Double = 0) {
         self.init(rows: rows, columns: columns, values: Array(repeating: value, count: rows * columns))
     }
 
-    public static func identity(_ n: Int) -> ColumnMajorMatrix {
+    static func identity(_ n: Int) -> ColumnMajorMatrix {
         var m = ColumnMajorMatrix(rows: n, columns: n)
         for i in 0..<n { m[i, i] = 1 }
         return m
     }
 
-    public subscript(row: Int, column: Int) -> Double {
+    subscript(row: Int, column: Int) -> Double {
         get { values[row + column * rows] }
         set { values[row + column * rows] = newValue }
     }
 
     /// The columns at `indices`, in that order.
-    public func selectingColumns(_ indices: [Int]) -> ColumnMajorMatrix {
+    func selectingColumns(_ indices: [Int]) -> ColumnMajorMatrix {
         var out = [Double]()
         out.reserveCapacity(rows * indices.count)
         for j in indices { out.append(contentsOf: values[(j * rows)..<((j + 1) * rows)]) }
@@ -42,7 +42,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
     }
 
     /// The rows at `indices`, in that order (repeats allowed, as in a bootstrap resample).
-    public func selectingRows(_ indices: [Int]) -> ColumnMajorMatrix {
+    func selectingRows(_ indices: [Int]) -> ColumnMajorMatrix {
         var out = [Double]()
         out.reserveCapacity(indices.count * columns)
         for j in 0..<columns {
@@ -52,14 +52,14 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
         return ColumnMajorMatrix(rows: indices.count, columns: columns, values: out)
     }
 
-    public var transposed: ColumnMajorMatrix {
+    var transposed: ColumnMajorMatrix {
         var t = ColumnMajorMatrix(rows: columns, columns: rows)
         for j in 0..<columns { for i in 0..<rows { t[j, i] = self[i, j] } }
         return t
     }
 
     /// op(A) · op(B) by `cblas_dgemm`.
-    public static func product(_ a: ColumnMajorMatrix, transposeA: Bool = false,
+    static func product(_ a: ColumnMajorMatrix, transposeA: Bool = false,
                                _ b: ColumnMajorMatrix, transposeB: Bool = false) -> ColumnMajorMatrix {
         let m = transposeA ? a.columns : a.rows
         let k = transposeA ? a.rows : a.columns
@@ -81,7 +81,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
     }
 
     /// A · x.
-    public func times(_ x: [Double]) -> [Double] {
+    func times(_ x: [Double]) -> [Double] {
         precondition(x.count == columns, "times: vector length differs from column count")
         var y = [Double](repeating: 0, count: rows)
         if rows == 0 || columns == 0 { return y }
@@ -97,7 +97,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
     }
 
     /// Aᵀ · x.
-    public func transposeTimes(_ x: [Double]) -> [Double] {
+    func transposeTimes(_ x: [Double]) -> [Double] {
         precondition(x.count == rows, "transposeTimes: vector length differs from row count")
         var y = [Double](repeating: 0, count: columns)
         if rows == 0 || columns == 0 { return y }
@@ -113,7 +113,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
     }
 
     /// The singular values, largest first (`dgesdd`, no vectors).
-    public func singularValues() throws -> [Double] {
+    func singularValues() throws -> [Double] {
         var a = values
         var s = [Double](repeating: 0, count: min(rows, columns))
         if s.isEmpty { return s }
@@ -125,7 +125,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
     }
 
     /// The thin SVD A = U diag(s) Vᵀ (`dgesdd`): U is rows×r, Vᵀ is r×columns, r = min(rows, columns).
-    public func thinSVD() throws -> (u: ColumnMajorMatrix, s: [Double], vt: ColumnMajorMatrix) {
+    func thinSVD() throws -> (u: ColumnMajorMatrix, s: [Double], vt: ColumnMajorMatrix) {
         let r = min(rows, columns)
         var a = values
         var s = [Double](repeating: 0, count: r)
@@ -140,7 +140,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
 
     /// The minimum-norm least-squares solution of A x ≈ b by `dgelsd` (SVD, divide and conquer).
     /// Singular values below `rcond · s_max` are treated as zero; `rank` counts the rest.
-    public func leastSquares(_ b: [Double], rcond: Double) throws
+    func leastSquares(_ b: [Double], rcond: Double) throws
         -> (solution: [Double], singularValues: [Double], rank: Int) {
         precondition(b.count == rows, "leastSquares: right-hand side length differs from row count")
         var a = values
@@ -157,7 +157,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
     /// The upper-triangular factor R of the Householder QR factorisation A = QR without pivoting
     /// (`dgeqrf`), as a columns×columns matrix. |R_jj| is the norm of the part of column j that is
     /// orthogonal to columns 0..<j. Requires rows ≥ columns.
-    public func qrUpperTriangle() throws -> ColumnMajorMatrix {
+    func qrUpperTriangle() throws -> ColumnMajorMatrix {
         precondition(rows >= columns, "qrUpperTriangle: needs rows ≥ columns")
         var a = values
         var tau = [Double](repeating: 0, count: max(columns, 1))
@@ -169,7 +169,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
     }
 
     /// The inverse of an upper-triangular matrix (`dtrtri`). Fails when a diagonal entry is 0.
-    public func upperTriangularInverse() throws -> ColumnMajorMatrix {
+    func upperTriangularInverse() throws -> ColumnMajorMatrix {
         precondition(rows == columns, "upperTriangularInverse: needs a square matrix")
         var a = values
         if rows == 0 { return self }
@@ -181,7 +181,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
 
     /// The lower Cholesky factor L of a symmetric positive definite matrix, A = L Lᵀ (`dpotrf`);
     /// nil when A is not numerically positive definite.
-    public func choleskyLower() -> ColumnMajorMatrix? {
+    func choleskyLower() -> ColumnMajorMatrix? {
         precondition(rows == columns, "choleskyLower: needs a square matrix")
         var a = values
         if rows == 0 { return self }
@@ -193,7 +193,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
     }
 
     /// Solves L y = b for lower-triangular L (`cblas_dtrsv`).
-    public func solveLowerTriangular(_ b: [Double]) -> [Double] {
+    func solveLowerTriangular(_ b: [Double]) -> [Double] {
         var y = b
         if rows == 0 { return y }
         values.withUnsafeBufferPointer { pl in
@@ -207,7 +207,7 @@ public struct ColumnMajorMatrix: Sendable, Equatable {
 
     /// B · R⁻¹ for upper-triangular R (`cblas_dtrsm` from the right): with B = A and R from
     /// `qrUpperTriangle`, this is the thin Q factor.
-    public func timesInverseOfUpperTriangular(_ r: ColumnMajorMatrix) -> ColumnMajorMatrix {
+    func timesInverseOfUpperTriangular(_ r: ColumnMajorMatrix) -> ColumnMajorMatrix {
         precondition(r.rows == columns && r.columns == columns, "timesInverseOfUpperTriangular: shape")
         var b = values
         if rows == 0 || columns == 0 { return self }

@@ -75,7 +75,7 @@ public struct FeatureMatrix: Sendable, Equatable {
     }
 
     /// The same numbers as a plain matrix.
-    public var matrix: ColumnMajorMatrix {
+    var matrix: ColumnMajorMatrix {
         ColumnMajorMatrix(rows: rowCount, columns: columnCount, values: values)
     }
 

@@ -16,8 +16,7 @@ public final class CheckpointWriter {
                 tokenizerJSON: String, tokenizerConfigJSON: String?, provenance: Provenance) throws {
         try AtomicOutput.checkWritable(destination)
         self.destination = destination
-        self.temporary = destination.deletingLastPathComponent()
-            .appendingPathComponent(".\(destination.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
+        self.temporary = AtomicOutput.temporaryURL(beside: destination)
         do {
             let file = try HDF5File.create(temporary.path)
             self.file = file

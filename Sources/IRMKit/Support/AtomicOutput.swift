@@ -20,11 +20,16 @@ public enum AtomicOutput {
         }
     }
 
+    /// A hidden, unique path in `url`'s directory, so that the final rename stays on one file system.
+    static func temporaryURL(beside url: URL) -> URL {
+        url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
+    }
+
     /// Calls `body` with a temporary path beside `url`, then renames it onto `url`.
     public static func write<R>(to url: URL, _ body: (URL) throws -> R) throws -> R {
         try checkWritable(url)
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
+        let temporary = temporaryURL(beside: url)
         do {
             let result = try body(temporary)
             guard rename(temporary.path, url.path) == 0 else {

@@ -28,6 +28,22 @@ final class BadInputTests: XCTestCase {
         try Data(bytes).write(to: url)
     }
 
+    /// Rewrites `dir`'s model.safetensors tensor by tensor, in name order: `edit` may drop a tensor
+    /// (return nil), or return its dtype and bytes (unchanged or altered).
+    func rewriteSafetensors(in dir: URL, _ edit: (SafetensorsFile, SafetensorsFile.Entry) throws -> (dtype: String, bytes: [UInt8])?) throws {
+        let url = dir.appendingPathComponent("model.safetensors")
+        let weights = try SafetensorsFile(path: url.path)
+        var header: [String] = []
+        var data: [UInt8] = []
+        for entry in weights.entries.values.sorted(by: { $0.name < $1.name }) {
+            guard let (dtype, bytes) = try edit(weights, entry) else { continue }
+            let begin = data.count
+            data += bytes
+            header.append("\"\(entry.name)\":{\"dtype\":\"\(dtype)\",\"shape\":\(entry.shape),\"data_offsets\":[\(begin),\(data.count)]}")
+        }
+        try writeSafetensors("{\(header.joined(separator: ","))}", data: data, to: url)
+    }
+
     /// Converts `directory` and asserts failure with every fragment in the message, a single line,
     /// and an output directory left empty.
     func assertConvertFails(_ directory: URL, _ fragments: [String], dtype: HuggingFaceImporter.TargetDType = .auto,
@@ -125,15 +141,9 @@ final class BadInputTests: XCTestCase {
         try assertConvertFails(misshaped, [misshaped.path, "transformer.h.0.mlp.c_fc.weight has shape [32, 128], expected [32, 100]"])
 
         let missing = try copyOfFixture("llama")
-        let weights = try SafetensorsFile(path: missing.appendingPathComponent("model.safetensors").path)
-        var header: [String] = []
-        var data: [UInt8] = []
-        for entry in weights.entries.values.sorted(by: { $0.name < $1.name }) where entry.name != "model.norm.weight" {
-            let begin = data.count
-            weights.withBytes(of: entry) { data += Array($0) }
-            header.append("\"\(entry.name)\":{\"dtype\":\"\(entry.dtype)\",\"shape\":\(entry.shape),\"data_offsets\":[\(begin),\(data.count)]}")
+        try rewriteSafetensors(in: missing) { weights, entry in
+            entry.name == "model.norm.weight" ? nil : (entry.dtype, weights.withBytes(of: entry) { Array($0) })
         }
-        try writeSafetensors("{\(header.joined(separator: ","))}", data: data, to: missing.appendingPathComponent("model.safetensors"))
         try assertConvertFails(missing, ["missing tensor model.norm.weight (expected shape [32])"])
     }
 
@@ -182,39 +192,23 @@ final class BadInputTests: XCTestCase {
 
     func testUnsupportedDType() throws {
         let dir = try copyOfFixture("gpt2")
-        let weights = try SafetensorsFile(path: dir.appendingPathComponent("model.safetensors").path)
-        var header: [String] = []
-        var data: [UInt8] = []
-        for entry in weights.entries.values.sorted(by: { $0.name < $1.name }) {
-            let begin = data.count
-            var dtype = entry.dtype
-            if entry.name == "transformer.ln_f.bias" {
-                dtype = "I32"  // same width as F32, so only the dtype is wrong
-            }
-            weights.withBytes(of: entry) { data += Array($0) }
-            header.append("\"\(entry.name)\":{\"dtype\":\"\(dtype)\",\"shape\":\(entry.shape),\"data_offsets\":[\(begin),\(data.count)]}")
+        try rewriteSafetensors(in: dir) { weights, entry in
+            // I32 has F32's width, so only the dtype is wrong.
+            (entry.name == "transformer.ln_f.bias" ? "I32" : entry.dtype, weights.withBytes(of: entry) { Array($0) })
         }
-        try writeSafetensors("{\(header.joined(separator: ","))}", data: data, to: dir.appendingPathComponent("model.safetensors"))
         try assertConvertFails(dir, ["tensor transformer.ln_f.bias", "has dtype I32; irm imports F32, F16 and BF16"])
     }
 
     func testFloat16OverflowFailsMidWriteAndLeavesNothing() throws {
         let dir = try copyOfFixture("gpt2")
-        let weights = try SafetensorsFile(path: dir.appendingPathComponent("model.safetensors").path)
-        var header: [String] = []
-        var data: [UInt8] = []
-        for entry in weights.entries.values.sorted(by: { $0.name < $1.name }) {
-            let begin = data.count
-            if entry.name == "transformer.wte.weight" {  // written last: the failure comes mid-file
-                var values = try weights.floatValues(of: entry)
-                values[5] = 1e6
-                values.withUnsafeBytes { data += Array($0) }
-            } else {
-                weights.withBytes(of: entry) { data += Array($0) }
+        try rewriteSafetensors(in: dir) { weights, entry in
+            guard entry.name == "transformer.wte.weight" else {  // written last: the failure comes mid-file
+                return (entry.dtype, weights.withBytes(of: entry) { Array($0) })
             }
-            header.append("\"\(entry.name)\":{\"dtype\":\"\(entry.dtype)\",\"shape\":\(entry.shape),\"data_offsets\":[\(begin),\(data.count)]}")
+            var values = try weights.floatValues(of: entry)
+            values[5] = 1e6
+            return (entry.dtype, values.withUnsafeBytes { Array($0) })
         }
-        try writeSafetensors("{\(header.joined(separator: ","))}", data: data, to: dir.appendingPathComponent("model.safetensors"))
         try assertConvertFails(dir, ["tensor transformer.wte.weight holds values up to 1000000.0, beyond float16's range"], dtype: .f16)
     }
 
