@@ -9,6 +9,9 @@ let portable = ProcessInfo.processInfo.environment["IRM_PORTABLE"] == "1"
 let hostVectorFlags: [SwiftSetting] = portable ? [] : [
     .unsafeFlags(["-target-cpu", "native"], .when(configuration: .release)),
 ]
+// The library's numerics run optimised in debug builds too: the test suite runs real forward passes
+// and statistics, which are about 20x slower unoptimised. Tests still see internals (-enable-testing).
+let optimisedDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "irm",
@@ -31,7 +34,7 @@ let package = Package(
         .target(
             name: "IRMKit",
             dependencies: ["CHDF5", "CBLAS", "CLapack", .product(name: "Yams", package: "Yams")],
-            swiftSettings: hostVectorFlags
+            swiftSettings: hostVectorFlags + optimisedDebug
         ),
         .executableTarget(
             name: "irm",

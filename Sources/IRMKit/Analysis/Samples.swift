@@ -6,7 +6,8 @@ import Foundation
 /// which gives two samples with roles), and optionally an `id` (a string or an integer). Any text
 /// field may instead, or as well, be given as token ids: `prompt_ids`, `response_ids`, `chosen_ids`,
 /// `rejected_ids` (arrays of integers, used verbatim: nothing is added to them). Other keys are kept
-/// in `fields` for later stages.
+/// in `fields` for later stages; on a preference line, `chosen_NAME` and `rejected_NAME` give a
+/// per-response value of field NAME (`field(_:)`).
 public struct Sample: Sendable, Equatable {
     public enum Role: String, Sendable, Equatable { case chosen, rejected }
 
@@ -26,6 +27,33 @@ public struct Sample: Sendable, Equatable {
     /// Names the sample in messages: `line 12 (id "q7", chosen)`.
     public var label: String {
         "line \(line) (id \"\(id)\"\(role.map { ", \($0.rawValue)" } ?? ""))"
+    }
+
+    /// The value of a data field for this sample. On a preference line a per-response value
+    /// `chosen_NAME` / `rejected_NAME` is used for that side when present, else the line's `NAME`
+    /// (shared by both sides, like a `qtype`). nil when absent or JSON null.
+    public func field(_ name: String) -> JSONValue? {
+        if let role, let value = fields["\(role.rawValue)_\(name)"], !value.isNull { return value }
+        if let value = fields[name], !value.isNull { return value }
+        return nil
+    }
+
+    /// The sample's numeric fields by name, with per-response `chosen_`/`rejected_` values folded
+    /// into their plain names for the side they describe (see `field(_:)`).
+    public var numericFields: [String: Double] {
+        var out: [String: Double] = [:]
+        let ownPrefix = role.map { "\($0.rawValue)_" }
+        let otherPrefix = role.map { $0 == .chosen ? "rejected_" : "chosen_" }
+        for (key, value) in fields {
+            guard let number = value.doubleValue else { continue }
+            if let otherPrefix, key.hasPrefix(otherPrefix) { continue }
+            if let ownPrefix, key.hasPrefix(ownPrefix) {
+                out[String(key.dropFirst(ownPrefix.count))] = number
+            } else if out[key] == nil {
+                out[key] = number
+            }
+        }
+        return out
     }
 }
 

@@ -158,6 +158,49 @@ public final class LogProbScorer {
         return scores
     }
 
+    /// The mean over positions of the final-norm hidden states of each sequence, run on its own
+    /// (no prompt, no cache): `(1/T) Σ_t h_t`, `hiddenSize` values per sequence. An empty sequence
+    /// gives a zero vector. Identical sequences are run once.
+    public func meanPooledHiddenStates(of sequences: [[Int32]], under model: any TransformerModel) throws -> [[Double]] {
+        let width = model.config.hiddenSize
+        for (index, ids) in sequences.enumerated() {
+            if let bad = ids.firstIndex(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
+                throw IRMError("sequence \(index): token id \(ids[bad]) at position \(bad) is outside the model's vocabulary (ids 0..<\(model.config.vocabSize))")
+            }
+            if ids.count > model.config.maxPositions {
+                throw IRMError("sequence \(index): \(ids.count) tokens, more than the model's context of \(model.config.maxPositions) positions")
+            }
+        }
+        var firstIndex: [[Int32]: Int] = [:]
+        var unique: [[Int32]] = []
+        for ids in sequences where !ids.isEmpty && firstIndex[ids] == nil {
+            firstIndex[ids] = unique.count
+            unique.append(ids)
+        }
+        var pooled = [[Double]](repeating: [], count: unique.count)
+        var start = 0
+        while start < unique.count {
+            var end = start, tokens = 0
+            while end < unique.count && (end == start || tokens + unique[end].count <= options.tokensPerBatch) {
+                tokens += unique[end].count
+                end += 1
+            }
+            let segments = unique[start..<end].map { ForwardSegment(tokens: $0, outputRows: Array(0..<$0.count)) }
+            let hidden = model.finalHiddenStates(try PackedBatch(segments: segments, config: model.config), profile: profile)
+            var row = 0
+            for (offset, ids) in unique[start..<end].enumerated() {
+                var mean = [Double](repeating: 0, count: width)
+                for r in row..<(row + ids.count) {
+                    for c in 0..<width { mean[c] += Double(hidden[r * width + c]) }
+                }
+                pooled[start + offset] = mean.map { $0 / Double(ids.count) }
+                row += ids.count
+            }
+            start = end
+        }
+        return sequences.map { ids in firstIndex[ids].map { pooled[$0] } ?? [Double](repeating: 0, count: width) }
+    }
+
     // MARK: Checks
 
     private func requirePolicy(_ model: any TransformerModel, role: String) throws {

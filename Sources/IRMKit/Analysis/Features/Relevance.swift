@@ -106,20 +106,10 @@ public enum ContentWords {
 }
 
 /// The cosine of two mean-pooled hidden-state vectors, for the `hidden_state_cosine` features:
-/// the engine mean-pools the before-policy's final hidden states over the prompt's tokens and
-/// over the response's tokens (each text encoded on its own) and passes the cosine in.
+/// the engine (`LogProbScorer.meanPooledHiddenStates`) mean-pools the before-policy's final hidden
+/// states over the prompt's tokens and over the response's tokens (each text encoded on its own),
+/// and the cosine is passed in.
 public enum HiddenStateRelevance {
-    /// The mean over rows of a row-major `rows × width` matrix.
-    public static func meanPooled(_ states: [Float], rows: Int, width: Int) -> [Double] {
-        var mean = [Double](repeating: 0, count: width)
-        guard rows > 0, width > 0, states.count >= rows * width else { return mean }
-        for r in 0..<rows {
-            for c in 0..<width { mean[c] += Double(states[r * width + c]) }
-        }
-        for c in 0..<width { mean[c] /= Double(rows) }
-        return mean
-    }
-
     /// a·b / (|a| |b|), or 0 when either vector is zero, their lengths differ, or a value is not
     /// finite.
     public static func cosine(_ a: [Double], _ b: [Double]) -> Double {

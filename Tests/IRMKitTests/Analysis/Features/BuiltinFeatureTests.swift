@@ -191,8 +191,6 @@ final class BuiltinFeatureTests: XCTestCase {
         // cos((1, 0), (1, 1)) = 1/√2; the zero vector gives 0 by convention.
         assertClose(HiddenStateRelevance.cosine([1, 0], [1, 1]), 1 / 2.0.squareRoot(), relative: 1e-15)
         XCTAssertEqual(HiddenStateRelevance.cosine([0, 0], [1, 1]), 0)
-        // Mean over 2 rows of width 2: ((1 + 3)/2, (2 + 4)/2).
-        XCTAssertEqual(HiddenStateRelevance.meanPooled([1, 2, 3, 4], rows: 2, width: 2), [2, 3])
     }
 
     func testFormatFeatures() throws {

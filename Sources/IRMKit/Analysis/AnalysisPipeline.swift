@@ -1,0 +1,434 @@
+import Foundation
+
+/// What `irm analyze` should do.
+public struct AnalysisOptions: Sendable {
+    /// Where the training reward comes from.
+    public enum RewardChoice: Sendable, Equatable {
+        /// The data's `reward` field when every sample has one, else no reward.
+        case automatic
+        case rewardModel(path: String)
+        case field(name: String)
+        case vaderUtility
+        case kimSeo
+        case none
+    }
+
+    /// The fits reported besides OLS, LMG and ridge (which always run).
+    public enum Method: String, Sendable, CaseIterable {
+        case ols
+        /// Adds the mean-field variational Bayes fit with ARD priors.
+        case vb
+    }
+
+    public var beforePath: String
+    public var afterPath: String
+    public var dataPath: String
+    public var reward: RewardChoice = .automatic
+    public var beta: Double = 1
+    public var aggregation: ImplicitReward.Aggregation = .sum
+    /// A features file (YAML or JSON); nil for every built-in.
+    public var featuresPath: String?
+    /// A data field whose values split the samples for per-group fits and the Chow test.
+    public var groupBy: String?
+    public var bootstrapReplicates: Int = 1000
+    public var seed: UInt64 = 0
+    public var method: Method = .ols
+    public var allowTokenizerMismatch = false
+    /// The data field holding a gold score.
+    public var goldField = "gold"
+    /// The data field naming the policy that generated each response, and its values for the two
+    /// policies (default: the checkpoint file names without extension).
+    public var sourceField = "policy"
+    public var beforeLabel: String?
+    public var afterLabel: String?
+    /// Compare the token reconstruction with the VADER lexicon; nil: only for `--reward vader-utility`.
+    public var compareWithLexicon: Bool?
+    /// How many of the largest disagreements to list.
+    public var topDisagreements = 10
+    public var scoring = ScoringOptions()
+
+    public init(beforePath: String, afterPath: String, dataPath: String) {
+        self.beforePath = beforePath
+        self.afterPath = afterPath
+        self.dataPath = dataPath
+    }
+
+    /// The before/after labels of the source field.
+    var resolvedBeforeLabel: String { beforeLabel ?? Self.stem(beforePath) }
+    var resolvedAfterLabel: String { afterLabel ?? Self.stem(afterPath) }
+
+    static func stem(_ path: String) -> String {
+        URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+    }
+}
+
+/// The whole analysis, in the order of the pipeline: samples → token ids → both policies' log-probs
+/// and KL → implicit reward; features (text, tokens, the before-policy's hidden states); the
+/// training reward; fits of each target; token reconstruction; divergence.
+public enum AnalysisPipeline {
+    /// Called with a short description of each stage as it starts.
+    public typealias StageReporter = (String) -> Void
+
+    public static func run(_ options: AnalysisOptions, stage: StageReporter? = nil) throws -> AnalysisResult {
+        try validate(options)
+        var warnings: [String] = []
+        var inputs: [AnalysisResult.InputFile] = []
+
+        stage?("reading \(options.dataPath)")
+        let samples = try SampleFile.read(path: options.dataPath)
+        let pairs = preferencePairs(samples)
+
+        stage?("opening the checkpoints")
+        let before = try Checkpoint.open(path: options.beforePath)
+        let after = try Checkpoint.open(path: options.afterPath)
+        for (checkpoint, flag) in [(before, "--before"), (after, "--after")] where checkpoint.kind != .policy {
+            throw IRMError("\(checkpoint.path): is a reward model (sequence classifier); \(flag) needs a policy (causal language model) checkpoint")
+        }
+        let tokenizer = try Tokenizer(json: before.tokenizerJSON, sourceDescription: "\(before.path): /tokenizer/tokenizer.json")
+        if let difference = try tokenizerDifference(before, after) {
+            guard options.allowTokenizerMismatch else {
+                throw IRMError("\(before.path) and \(after.path) have different tokenizers (\(difference)). The implicit reward compares the probabilities the two policies give the same token ids, so both must map text to ids the same way. If the ids do mean the same (for example only special tokens or the template changed), pass --allow-tokenizer-mismatch; the text is then tokenised with the before-policy's tokenizer")
+            }
+            warnings.append("the two policies have different tokenizers (\(difference)); the text was tokenised with the before-policy's tokenizer (--allow-tokenizer-mismatch)")
+        }
+        inputs.append(try inputFile("before", options.beforePath, summary: checkpointSummary(before)))
+        inputs.append(try inputFile("after", options.afterPath, summary: checkpointSummary(after)))
+        inputs.append(try inputFile("data", options.dataPath, summary: "\(samples.count) samples, \(pairs.count) preference pairs"))
+
+        let encoder: ScoreLines.TextEncoder = { text, special in tokenizer.encode(text, addSpecialTokens: special).ids }
+        let scoring = try ScoreLines.scoringSamples(samples, source: options.dataPath, encode: encoder, eos: nil)
+        let scorer = LogProbScorer(options: options.scoring)
+
+        stage?("scoring \(samples.count) responses under both policies")
+        let afterModel = try ModelLoading.load(checkpoint: after)
+        let beforeModel = try ModelLoading.load(checkpoint: before)
+        let comparisons = try scorer.compare(scoring, after: afterModel, before: beforeModel)
+        let implicit = try comparisons.map { try ImplicitReward(after: $0.after.tokens, before: $0.before.tokens, beta: options.beta) }
+
+        // Inputs of the features that need the data's fields or the before-policy's hidden states.
+        let references = try samples.map { try optionalText($0, "reference", source: options.dataPath) }
+        let qtypes = try samples.map { try optionalText($0, "qtype", source: options.dataPath) }
+        stage?("hidden states of prompts and responses under the before-policy")
+        let promptStates = try scorer.meanPooledHiddenStates(of: scoring.map(\.promptIDs), under: beforeModel)
+        let responseStates = try scorer.meanPooledHiddenStates(of: scoring.map(\.responseIDs), under: beforeModel)
+        var referenceCosines = [Double?](repeating: nil, count: samples.count)
+        let referenceRows = references.indices.filter { references[$0].map { !$0.allSatisfy(\.isWhitespace) } ?? false }
+        if !referenceRows.isEmpty {
+            let referenceStates = try scorer.meanPooledHiddenStates(
+                of: referenceRows.map { tokenizer.encode(references[$0] ?? "", addSpecialTokens: true).ids }, under: beforeModel)
+            for (k, row) in referenceRows.enumerated() {
+                referenceCosines[row] = HiddenStateRelevance.cosine(referenceStates[k], responseStates[row])
+            }
+        }
+        var featureInputs: [FeatureInput] = []
+        for (i, sample) in samples.enumerated() {
+            featureInputs.append(FeatureInput(
+                prompt: sample.prompt ?? tokenizer.decode(scoring[i].promptIDs, skipSpecialTokens: true),
+                response: sample.response ?? tokenizer.decode(scoring[i].responseIDs, skipSpecialTokens: true),
+                reference: references[i], qtype: qtypes[i], responseTokenCount: scoring[i].responseIDs.count,
+                hiddenStateCosine: HiddenStateRelevance.cosine(promptStates[i], responseStates[i]),
+                referenceHiddenStateCosine: referenceCosines[i], numericFields: sample.numericFields))
+        }
+
+        stage?("features")
+        let specification: FeatureSpecification
+        if let path = options.featuresPath {
+            specification = try FeatureSpecification.load(path: path)
+            inputs.append(try inputFile("features", path, summary: "\(specification.regexFeatures.count) regex features, \(specification.numericFields.count) numeric fields"))
+        } else {
+            specification = .allBuiltIns
+        }
+        let features = try FeatureExtractor(fittingOn: featureInputs, specification: specification).extract(featureInputs)
+        try checkSampleCount(features, sampleCount: samples.count)
+        for skipped in features.skipped { warnings.append("feature \(skipped.name) left out: \(skipped.reason)") }
+
+        stage?("training reward")
+        let (rewardSource, rewardScores, rewardInput) = try trainingReward(options, samples: samples, featureInputs: featureInputs)
+        if let rewardInput { inputs.append(rewardInput) }
+        let gold = try numericColumn(options.goldField, samples, source: options.dataPath, required: false)
+
+        let groupLabels = try options.groupBy.map { field in
+            try samples.map { sample -> String in
+                guard let value = sample.field(field) else {
+                    throw IRMError("\(options.dataPath): \(sample.label): no \"\(field)\" field; --group-by \(field) needs it on every line")
+                }
+                return value.stringValue ?? value.serialized()
+            }
+        }
+        let generators = samples.map { sample in sample.field(options.sourceField).map { $0.stringValue ?? $0.serialized() } }
+
+        let rows = samples.indices.map { i in
+            AnalysisResult.SampleRow(
+                id: samples[i].id, role: samples[i].role, line: samples[i].line,
+                prompt: featureInputs[i].prompt, response: featureInputs[i].response,
+                promptTokens: scoring[i].promptIDs.count, responseTokens: scoring[i].responseIDs.count,
+                implicitReward: implicit[i], logProbAfter: comparisons[i].after.sum, logProbBefore: comparisons[i].before.sum,
+                kl: comparisons[i].klSum, rewardModel: rewardScores?[i], gold: gold?[i], group: groupLabels?[i],
+                generator: generators[i])
+        }
+        let empty = rows.filter(\.isEmptyResponse)
+        if !empty.isEmpty {
+            warnings.append("\(empty.count) empty response\(empty.count == 1 ? "" : "s") (\(empty.prefix(5).map { "\($0.id)\($0.role.map { " \($0.rawValue)" } ?? "")" }.joined(separator: ", "))\(empty.count > 5 ? ", …" : "")): kept with 0 tokens, implicit reward 0")
+        }
+        let unscored = rows.filter { $0.responseTokens > 0 && $0.implicitReward.scoredTokenCount < $0.responseTokens }
+        if !unscored.isEmpty {
+            warnings.append("\(unscored.count) response\(unscored.count == 1 ? "" : "s") start with no context (empty prompt and no BOS token), so their first token has no log-prob and is left out of the sum")
+        }
+
+        stage?("fits")
+        let implicitValues = rows.map { $0.implicitReward.value(options.aggregation) }
+        var targets: [AnalysisResult.TargetAnalysis] = []
+        let aggregationText = options.aggregation == .sum ? "sum over response tokens" : "mean per response token"
+        targets.append(try analyseTarget("implicit_reward", "implicit reward (\(aggregationText), β = \(options.beta))",
+                                         implicitValues, features: features, options: options, groupLabels: groupLabels))
+        if let rewardScores {
+            targets.append(try analyseTarget("reward_model", "training reward (\(rewardSource.description))", rewardScores,
+                                             features: features, options: options, groupLabels: groupLabels))
+            if let zi = Divergence.zScores(implicitValues), let zr = Divergence.zScores(rewardScores) {
+                targets.append(try analyseTarget("difference", "z(implicit reward) − z(training reward)", zip(zi, zr).map { $0 - $1 },
+                                                 features: features, options: options, groupLabels: groupLabels))
+            } else {
+                warnings.append("the implicit reward or the training reward is constant over the samples, so their standardised difference is undefined")
+            }
+        }
+        if let gold {
+            targets.append(try analyseTarget("gold", "gold score (field \"\(options.goldField)\")", gold, features: features,
+                                             options: options, groupLabels: groupLabels))
+        }
+        for target in targets {
+            if let reason = target.ols.undefinedReason { warnings.append("the fit of the \(target.description) is undefined: \(reason)") }
+        }
+
+        stage?("divergence")
+        var divergence: Divergence? = nil
+        if let rewardScores {
+            divergence = try Divergence(Divergence.Inputs(
+                implicitReward: implicitValues, rewardModel: rewardScores, gold: gold, pairs: pairs, features: features.matrix,
+                responseTokens: rows.map(\.responseTokens), bootstrapReplicates: options.bootstrapReplicates,
+                seed: options.seed, topK: options.topDisagreements))
+        }
+
+        stage?("token reconstruction")
+        let reconstruction = try TokenReconstruction(
+            responses: samples.indices.map { (ids: scoring[$0].responseIDs, rewards: implicit[$0].perToken) },
+            decode: { tokenizer.decode([$0], skipSpecialTokens: false) })
+        var lexiconRecovery: LexiconRecovery? = nil
+        if options.compareWithLexicon ?? (options.reward == .vaderUtility) {
+            let lexicon = VaderLexicon.shared
+            lexiconRecovery = try LexiconRecovery(effects: reconstruction.effects, lexicon: { lexicon.valence(of: $0) },
+                                                  bootstrapReplicates: options.bootstrapReplicates, seed: options.seed)
+        }
+
+        var gains: [LengthNormalizedGain] = []
+        let beforeLabel = options.resolvedBeforeLabel, afterLabel = options.resolvedAfterLabel
+        let isAfter: [Bool?] = generators.map { $0 == afterLabel ? true : $0 == beforeLabel ? false : nil }
+        if isAfter.contains(true) && isAfter.contains(false) {
+            let tokens = rows.map(\.responseTokens)
+            gains.append(try LengthNormalizedGain(score: "implicit_reward", scores: implicitValues, tokens: tokens, isAfter: isAfter))
+            if let rewardScores {
+                gains.append(try LengthNormalizedGain(score: "reward_model", scores: rewardScores, tokens: tokens, isAfter: isAfter))
+            }
+            if let gold { gains.append(try LengthNormalizedGain(score: "gold", scores: gold, tokens: tokens, isAfter: isAfter)) }
+        } else if generators.contains(where: { $0 != nil }) {
+            let values = Set(generators.compactMap { $0 }).sorted().prefix(5).map { "\"\($0)\"" }.joined(separator: ", ")
+            warnings.append("the data's \"\(options.sourceField)\" field has the values \(values), but the length-normalised gain needs responses labelled \"\(beforeLabel)\" (before) and \"\(afterLabel)\" (after); set --before-label and --after-label")
+        }
+
+        return AnalysisResult(
+            options: recordedOptions(options, rewardSource: rewardSource), toolVersion: IRMVersion.string, inputs: inputs,
+            beta: options.beta, aggregation: options.aggregation, rewardSource: rewardSource, groupField: options.groupBy,
+            samples: rows, pairs: pairs, features: features, targets: targets, divergence: divergence,
+            tokenReconstruction: reconstruction, lexiconRecovery: lexiconRecovery, lengthNormalizedGain: gains,
+            warnings: warnings)
+    }
+
+    // MARK: Stages
+
+    private static func validate(_ options: AnalysisOptions) throws {
+        guard options.beta.isFinite, options.beta > 0 else {
+            throw IRMError("--beta must be a positive number, found \(options.beta)")
+        }
+        guard options.bootstrapReplicates >= 0 else {
+            throw IRMError("--bootstrap must be 0 (no intervals) or a positive number of replicates, found \(options.bootstrapReplicates)")
+        }
+        guard options.topDisagreements >= 0 else {
+            throw IRMError("--top must be 0 or more, found \(options.topDisagreements)")
+        }
+    }
+
+    /// (chosen, rejected) index pairs: a preference line gives its chosen sample, then its rejected one.
+    static func preferencePairs(_ samples: [Sample]) -> [Divergence.Pair] {
+        var pairs: [Divergence.Pair] = []
+        for i in samples.indices.dropLast() where samples[i].role == .chosen && samples[i + 1].role == .rejected
+            && samples[i].line == samples[i + 1].line {
+            pairs.append(Divergence.Pair(chosen: i, rejected: i + 1))
+        }
+        return pairs
+    }
+
+    /// nil when the two checkpoints tokenize alike, else what differs.
+    private static func tokenizerDifference(_ a: Checkpoint, _ b: Checkpoint) throws -> String? {
+        if a.config.vocabSize != b.config.vocabSize {
+            return "vocabulary sizes \(a.config.vocabSize) and \(b.config.vocabSize)"
+        }
+        let first = try JSONValue.parse(a.tokenizerJSON, source: "\(a.path): /tokenizer/tokenizer.json")
+        let second = try JSONValue.parse(b.tokenizerJSON, source: "\(b.path): /tokenizer/tokenizer.json")
+        guard first != second else { return nil }
+        let sa = try a.tokenizerSummary(), sb = try b.tokenizerSummary()
+        if sa.vocabularySize != sb.vocabularySize {
+            return "\(sa.vocabularySize) and \(sb.vocabularySize) tokens"
+        }
+        if sa.modelType != sb.modelType || sa.style != sb.style {
+            return "\(sa.modelType) \(sa.style) and \(sb.modelType) \(sb.style)"
+        }
+        let keys = Set((first.objectValue ?? [:]).keys).union((second.objectValue ?? [:]).keys).sorted()
+        let differing = keys.filter { first[$0] != second[$0] }
+        return "tokenizer.json differs in \(differing.isEmpty ? "its content" : differing.map { "\"\($0)\"" }.joined(separator: ", "))"
+    }
+
+    private static func checkpointSummary(_ c: Checkpoint) -> String {
+        var text = "\(c.architecture.rawValue) \(c.kind.rawValue), \(c.parameterCount) parameters, \(c.config.layerCount) layers, vocabulary \(c.config.vocabSize)"
+        if let step = c.provenance.trainingStep { text += ", step \(step)" }
+        if let beta = c.provenance.beta { text += ", trained with β = \(beta)" }
+        return text
+    }
+
+    private static func inputFile(_ role: String, _ path: String, summary: String) throws -> AnalysisResult.InputFile {
+        AnalysisResult.InputFile(role: role, path: path, sha256: try SHA256.hex(ofFile: path), summary: summary)
+    }
+
+    private static func optionalText(_ sample: Sample, _ name: String, source: String) throws -> String? {
+        guard let value = sample.field(name) else { return nil }
+        guard let text = value.stringValue else {
+            throw IRMError("\(source): \(sample.label): \"\(name)\" should be a string, found \(value.brief)")
+        }
+        return text
+    }
+
+    /// The numbers of a field on every sample, or nil when no sample has it. Some but not all, or a
+    /// value that is not a finite number, is an error naming the lines.
+    private static func numericColumn(_ field: String, _ samples: [Sample], source: String, required: Bool) throws -> [Double]? {
+        var values: [Double] = []
+        var missing: [Sample] = []
+        for sample in samples {
+            guard let value = sample.field(field) else {
+                missing.append(sample)
+                continue
+            }
+            guard let number = value.doubleValue, number.isFinite else {
+                throw IRMError("\(source): \(sample.label): \"\(field)\" should be a number, found \(value.brief)")
+            }
+            values.append(number)
+        }
+        if missing.count == samples.count && !required { return nil }
+        if let first = missing.first {
+            let more = missing.count > 1 ? " and \(missing.count - 1) more" : ""
+            let hint = first.role != nil ? " (on a preference line, give \"\(field)\" or \"chosen_\(field)\" and \"rejected_\(field)\")" : ""
+            throw IRMError("\(source): \(first.label)\(more): no \"\(field)\" field\(hint); every sample needs a number there")
+        }
+        return values
+    }
+
+    /// Scores of the training reward, with its description and the input file it read.
+    private static func trainingReward(_ options: AnalysisOptions, samples: [Sample], featureInputs: [FeatureInput]) throws
+        -> (AnalysisResult.RewardSource, [Double]?, AnalysisResult.InputFile?) {
+        switch options.reward {
+        case .none:
+            return (.none, nil, nil)
+        case .automatic:
+            if let values = try numericColumn("reward", samples, source: options.dataPath, required: false) {
+                return (.field(name: "reward"), values, nil)
+            }
+            return (.none, nil, nil)
+        case .field(let name):
+            let values = try numericColumn(name, samples, source: options.dataPath, required: true)
+            return (.field(name: name), values, nil)
+        case .vaderUtility:
+            return (.vaderUtility, VaderUtilityReward().rewards(for: featureInputs), nil)
+        case .kimSeo:
+            // The hidden-state cosine stands in for Kim & Seo's contriever relevance when available.
+            let reward = KimSeoReward(relevance: .hiddenStateCosine)
+            return (.kimSeo, try reward.rewards(for: featureInputs), nil)
+        case .rewardModel(let path):
+            let checkpoint = try Checkpoint.open(path: path)
+            guard checkpoint.kind == .rewardModel else {
+                throw IRMError("\(path): is a policy (causal language model); --reward-model needs a reward model checkpoint (a sequence classifier with a score head)")
+            }
+            guard checkpoint.config.labelCount == 1 else {
+                throw IRMError("\(path): the score head has \(checkpoint.config.labelCount) labels; irm analyses reward models with one score")
+            }
+            let tokenizer = try Tokenizer(json: checkpoint.tokenizerJSON, sourceDescription: "\(path): /tokenizer/tokenizer.json")
+            let scoring = try ScoreLines.scoringSamples(samples, source: options.dataPath,
+                                                        encode: { text, special in tokenizer.encode(text, addSpecialTokens: special).ids }, eos: nil)
+            let model = try ModelLoading.load(checkpoint: checkpoint)
+            let scores = try LogProbScorer(options: options.scoring).rewards(of: scoring, under: model).map { $0.first ?? 0 }
+            let file = try inputFile("reward-model", path, summary: checkpointSummary(checkpoint))
+            return (.rewardModel(path: path), scores, file)
+        }
+    }
+
+    /// Fewer samples than non-constant features + 2 leaves the fit no residual degree of freedom.
+    private static func checkSampleCount(_ features: FeatureTable, sampleCount n: Int) throws {
+        let matrix = features.matrix
+        let varying = (0..<matrix.columnCount).filter { j in
+            let column = matrix.column(j)
+            return column.contains { $0 != column.first }
+        }
+        guard n >= varying.count + 2 else {
+            throw IRMError("\(n) samples for \(varying.count) features that vary: the linear fit needs at least \(varying.count + 2) samples (features + intercept + one residual degree of freedom). Add samples, or pass --features with a file that selects fewer features (docs/features.md)")
+        }
+    }
+
+    /// OLS, LMG, ridge, and on request VB and the grouped fit, of one target.
+    private static func analyseTarget(_ name: String, _ description: String, _ values: [Double], features: FeatureTable,
+                                      options: AnalysisOptions, groupLabels: [String]?) throws -> AnalysisResult.TargetAnalysis {
+        let matrix = features.matrix
+        let fitOptions = LeastSquaresFit.Options(seed: options.seed)
+        let ols = try LeastSquaresFit.fit(matrix, target: values, options: fitOptions)
+        var lmg: StatisticOutcome<ShapleyAttribution>? = nil
+        var byGroup = false
+        if ols.value != nil {
+            let varying = (0..<matrix.columnCount).filter { j in
+                let column = matrix.column(j)
+                return column.contains { $0 != column.first }
+            }
+            var groups: [(name: String, members: [String])] = []
+            if varying.count > ShapleyAttribution.maximumPlayers {
+                byGroup = true
+                var members: [FeatureGroup: [String]] = [:]
+                for (j, definition) in features.definitions.enumerated() { members[definition.group, default: []].append(matrix.names[j]) }
+                groups = FeatureGroup.allCases.compactMap { group in members[group].map { (group.rawValue, $0) } }
+            }
+            lmg = try ShapleyAttribution.decompose(matrix, target: values, groups: groups,
+                                                   bootstrapReplicates: options.bootstrapReplicates, seed: options.seed)
+        }
+        let ridge = try RidgeFit.fit(matrix, target: values)
+        let vb = options.method == .vb ? try VariationalBayesRegression.fit(matrix, target: values) : nil
+        let grouped = try groupLabels.map { try GroupedFit.fit(matrix, target: values, groupLabels: $0, options: fitOptions) }
+        return AnalysisResult.TargetAnalysis(name: name, description: description, values: values, ols: ols, lmg: lmg,
+                                             lmgByGroup: byGroup, ridge: ridge, variationalBayes: vb, grouped: grouped)
+    }
+
+    /// The options as the manifest records them.
+    private static func recordedOptions(_ o: AnalysisOptions, rewardSource: AnalysisResult.RewardSource) -> [(key: String, value: String)] {
+        var out: [(String, String)] = [
+            ("after", o.afterPath), ("before", o.beforePath), ("data", o.dataPath),
+            ("beta", "\(o.beta)"), ("reward_type", o.aggregation.rawValue),
+            ("features", o.featuresPath ?? "default"), ("bootstrap", String(o.bootstrapReplicates)), ("seed", String(o.seed)),
+            ("method", o.method.rawValue), ("allow_tokenizer_mismatch", String(o.allowTokenizerMismatch)),
+            ("gold_field", o.goldField), ("source_field", o.sourceField), ("before_label", o.resolvedBeforeLabel),
+            ("after_label", o.resolvedAfterLabel), ("top", String(o.topDisagreements)),
+            ("lexicon", String(o.compareWithLexicon ?? (o.reward == .vaderUtility))),
+            ("tokens_per_batch", String(o.scoring.tokensPerBatch)), ("share_prompts", String(o.scoring.sharePrompts)),
+        ]
+        if let group = o.groupBy { out.append(("group_by", group)) }
+        switch rewardSource {
+        case .rewardModel(let path): out.append(("reward_model", path))
+        case .field(let name): out.append(("reward_field", name))
+        case .vaderUtility: out.append(("reward", "vader-utility"))
+        case .kimSeo: out.append(("reward", "kim-seo"))
+        case .none: out.append(("reward", "none"))
+        }
+        return out.sorted { $0.0 < $1.0 }.map { (key: $0.0, value: $0.1) }
+    }
+}
