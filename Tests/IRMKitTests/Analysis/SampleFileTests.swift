@@ -32,6 +32,24 @@ final class SampleFileTests: XCTestCase {
         XCTAssertEqual(samples[1].label, "line 3 (id \"7\", chosen)")
     }
 
+    func testPerResponseFieldsOfPreferenceLines() throws {
+        let samples = try parse("""
+            {"prompt": "Q", "chosen": " yes", "rejected": " no", "gold": 0.5, "chosen_gold": 2, "qtype": "open", "chosen_len": 3, "rejected_len": 1.5, "shared": 7, "rejected_gold": null}
+            {"prompt": "Q2", "response": " ok", "gold": 1, "chosen_gold": 9}
+            """)
+        // chosen_gold wins for the chosen side; the rejected side has a null override, so it falls
+        // back to the shared value.
+        XCTAssertEqual(samples[0].field("gold"), .int(2))
+        XCTAssertEqual(samples[1].field("gold"), .double(0.5))
+        XCTAssertEqual(samples[1].field("qtype"), .string("open"))
+        XCTAssertNil(samples[0].field("missing"))
+        // A plain response line has no side, so chosen_gold is just another field.
+        XCTAssertEqual(samples[2].field("gold"), .int(1))
+        XCTAssertEqual(samples[0].numericFields, ["gold": 2, "len": 3, "shared": 7])
+        XCTAssertEqual(samples[1].numericFields, ["gold": 0.5, "len": 1.5, "shared": 7])
+        XCTAssertEqual(samples[2].numericFields, ["gold": 1, "chosen_gold": 9])
+    }
+
     func testBadLinesAreReportedWithTheirLineNumbers() {
         let text = """
             {"prompt": "a", "response": "b", "id": "x"}

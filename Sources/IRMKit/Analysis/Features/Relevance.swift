@@ -47,14 +47,16 @@ public struct InverseDocumentFrequency: Sendable, Equatable {
     public func cosine(_ a: [String], _ b: [String]) -> Double {
         let ta = Self.termCounts(a), tb = Self.termCounts(b)
         guard !ta.isEmpty, !tb.isEmpty else { return 0 }
+        // Sum in term order: dictionary order changes from run to run (Swift seeds its hashing per
+        // process), and a different summation order changes the last bits.
         var dot = 0.0, na = 0.0, nb = 0.0
-        for (term, count) in ta {
-            let w = Double(count) * idf(term)
+        for term in ta.keys.sorted() {
+            let w = Double(ta[term] ?? 0) * idf(term)
             na += w * w
             if let other = tb[term] { dot += w * Double(other) * idf(term) }
         }
-        for (term, count) in tb {
-            let w = Double(count) * idf(term)
+        for term in tb.keys.sorted() {
+            let w = Double(tb[term] ?? 0) * idf(term)
             nb += w * w
         }
         return min(max(dot / (na.squareRoot() * nb.squareRoot()), 0), 1)

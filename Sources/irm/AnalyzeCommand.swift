@@ -1,0 +1,177 @@
+import ArgumentParser
+import Foundation
+import IRMKit
+
+extension ImplicitReward.Aggregation: ExpressibleByArgument {}
+extension AnalysisOptions.Method: ExpressibleByArgument {}
+
+struct AnalyzeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analyze",
+        abstract: "Explain what fine-tuning rewarded: the implicit reward, its features, and how it diverges from the training reward.",
+        discussion: """
+            Scores every response under the policy before and after fine-tuning and takes the implicit reward \
+            β·Σ_t [log π_after(y_t|x,y<t) − log π_before(y_t|x,y<t)] (or its mean per token), with the exact KL. \
+            Explains it, and the training reward, with interpretable features (docs/features.md): OLS by LAPACK \
+            dgelsd with classical and HC3 errors, LMG shares of R², ridge by GCV, optionally variational Bayes and \
+            per-group fits. Compares the two rewards: correlations with bootstrap CIs, pair accuracy and agreement, \
+            coefficient gaps, top disagreements, length control. Token-level: which tokens fine-tuning pushed up \
+            and down.
+
+            Data: JSON lines with "prompt" and "response", or "prompt", "chosen" and "rejected" (a preference pair). \
+            Optional: "id", "reward", "gold", "qtype" (open|closed), "reference", "policy" (which policy generated \
+            the response), numeric fields for --features files. On a preference line, "chosen_NAME" and \
+            "rejected_NAME" give per-response values of field NAME.
+
+            Writes into --out: report.md, report.html, attribution.csv, samples.csv, tokens.csv, \
+            divergence.json, manifest.json and plots/ (docs/analysis-outputs.md explains every column). Each file \
+            is written to a temporary file and renamed into place; nothing is written if the analysis fails.
+            """)
+
+    @Option(help: "The policy before fine-tuning (.h5).")
+    var before: String
+
+    @Option(help: "The policy after fine-tuning (.h5).")
+    var after: String
+
+    @Option(help: "Prompt/response data (JSON lines).")
+    var data: String
+
+    @Option(help: "The output directory, e.g. analyses/NAME.")
+    var out: String
+
+    @Option(help: "The training reward model checkpoint (.h5, a sequence classifier); it tokenises with its own tokenizer.")
+    var rewardModel: String?
+
+    @Option(help: "Read the training reward from this numeric data field (default: \"reward\" when every sample has it).")
+    var rewardField: String?
+
+    @Option(help: "A white-box training reward: vader-utility (Marks et al.) or kim-seo (Kim & Seo), or none.")
+    var reward: String?
+
+    @Option(help: "β of the implicit reward (the KL coefficient used in training).")
+    var beta: Double = 1
+
+    @Option(help: "sum (DPO's definition) or mean (per response token).")
+    var rewardType: ImplicitReward.Aggregation = .sum
+
+    @Option(help: "default (every built-in feature) or a features file (YAML or JSON; docs/features.md).")
+    var features: String = "default"
+
+    @Option(help: "A data field (e.g. qtype) whose values split the samples: per-group fits and a Chow test.")
+    var groupBy: String?
+
+    @Option(help: "Extra fit: ols (none) or vb (mean-field variational Bayes with ARD priors).")
+    var method: AnalysisOptions.Method = .ols
+
+    @Option(help: "Bootstrap replicates for confidence intervals (0: none).")
+    var bootstrap: Int = 1000
+
+    @Option(help: "Seed of every random choice (bootstrap, cross-validation folds).")
+    var seed: UInt64 = 0
+
+    @Option(help: "The data field holding a gold score.")
+    var goldField: String = "gold"
+
+    @Option(help: "The data field naming the policy that generated each response (for the length-normalised gain).")
+    var sourceField: String = "policy"
+
+    @Option(help: "The value of --source-field for the before-policy's responses (default: --before's file name without extension).")
+    var beforeLabel: String?
+
+    @Option(help: "The value of --source-field for the after-policy's responses (default: --after's file name without extension).")
+    var afterLabel: String?
+
+    @Option(help: "Compare the token reconstruction with a lexicon: vader (default with --reward vader-utility) or none.")
+    var lexicon: String?
+
+    @Option(help: "How many of the largest disagreements to list.")
+    var top: Int = 10
+
+    @Flag(help: "Analyse even when the two policies' tokenizers differ (the text is tokenised with the before-policy's).")
+    var allowTokenizerMismatch = false
+
+    @Option(help: "BLAS and attention threads (default: the number of cores).")
+    var threads: Int?
+
+    @Option(help: "Token rows per packed forward pass.")
+    var batchTokens = ScoringOptions().tokensPerBatch
+
+    func validate() throws {
+        let sources = [rewardModel != nil, rewardField != nil, reward != nil].filter { $0 }.count
+        if sources > 1 { throw ValidationError("give at most one of --reward-model, --reward-field and --reward") }
+        if let reward, !["vader-utility", "kim-seo", "none"].contains(reward) {
+            throw ValidationError("--reward must be vader-utility, kim-seo or none, found \"\(reward)\"")
+        }
+        if let lexicon, !["vader", "none"].contains(lexicon) {
+            throw ValidationError("--lexicon must be vader or none, found \"\(lexicon)\"")
+        }
+        if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more") }
+        if top < 0 { throw ValidationError("--top must be 0 or more") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if batchTokens < 1 { throw ValidationError("--batch-tokens must be at least 1") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let directory = URL(fileURLWithPath: out)
+            try checkOutputDirectory(directory)
+            var options = AnalysisOptions(beforePath: before, afterPath: after, dataPath: data)
+            if let rewardModel {
+                options.reward = .rewardModel(path: rewardModel)
+            } else if let rewardField {
+                options.reward = .field(name: rewardField)
+            } else if let reward {
+                options.reward = reward == "vader-utility" ? .vaderUtility : reward == "kim-seo" ? .kimSeo : .none
+            }
+            options.beta = beta
+            options.aggregation = rewardType
+            options.featuresPath = features == "default" ? nil : features
+            options.groupBy = groupBy
+            options.method = method
+            options.bootstrapReplicates = bootstrap
+            options.seed = seed
+            options.goldField = goldField
+            options.sourceField = sourceField
+            options.beforeLabel = beforeLabel
+            options.afterLabel = afterLabel
+            options.compareWithLexicon = lexicon.map { $0 == "vader" }
+            options.topDisagreements = top
+            options.allowTokenizerMismatch = allowTokenizerMismatch
+            options.scoring = ScoringOptions(tokensPerBatch: batchTokens,
+                                             threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+
+            let started = Date()
+            let verbose = isatty(STDERR_FILENO) != 0
+            let result = try AnalysisPipeline.run(options) { stage in
+                if verbose { FileHandle.standardError.write(Data("irm: \(stage)…\n".utf8)) }
+            }
+            try AnalysisReport.write(result, to: directory)
+            print(AnalysisReport.summary(result, directory: out), terminator: "")
+            print(String(format: "done in %.1f s", Date().timeIntervalSince(started)))
+        }
+    }
+
+    /// Fails early, before any scoring, when the output directory cannot be made or written.
+    private func checkOutputDirectory(_ url: URL) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw IRMError("--out \(url.path): exists and is not a directory; expected a directory for the report files")
+            }
+            guard FileManager.default.isWritableFile(atPath: url.path) else {
+                throw IRMError("--out \(url.path): the directory is not writable")
+            }
+            return
+        }
+        let parent = url.deletingLastPathComponent()
+        var parentIsDirectory: ObjCBool = false
+        var ancestor = parent
+        while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &parentIsDirectory) && ancestor.path != "/" {
+            ancestor = ancestor.deletingLastPathComponent()
+        }
+        guard parentIsDirectory.boolValue, FileManager.default.isWritableFile(atPath: ancestor.path) else {
+            throw IRMError("--out \(url.path): cannot create the directory (\(ancestor.path) is not a writable directory)")
+        }
+    }
+}
