@@ -1,3 +1,5 @@
+import Foundation
+
 /// A two-sided bootstrap percentile interval.
 public struct BootstrapInterval: Sendable, Equatable {
     public let lower: Double
@@ -19,16 +21,25 @@ public struct BootstrapInterval: Sendable, Equatable {
 /// the q-quantile of sorted v₀…v_{m−1} is v_⌊h⌋ + (h − ⌊h⌋)(v_⌊h⌋₊₁ − v_⌊h⌋) with h = (m − 1)q.
 public enum Bootstrap {
     /// Runs `statistic` on `replicates` resamples of `rowCount` rows (each a list of row indices).
+    /// The resamples are drawn first, in order, then evaluated in parallel; results come back in
+    /// replicate order, so the outcome does not depend on the thread count. The first error (in
+    /// replicate order) is rethrown.
     public static func replicate<T>(rowCount n: Int, replicates: Int, seed: UInt64,
-                                    _ statistic: ([Int]) throws -> T) rethrows -> [T] {
+                                    _ statistic: ([Int]) throws -> T) throws -> [T] {
         var generator = SeededRandom(seed: seed)
-        var results: [T] = []
-        results.reserveCapacity(max(replicates, 0))
-        for _ in 0..<max(replicates, 0) {
-            let rows = generator.resampleIndices(count: n, population: n)
-            results.append(try statistic(rows))
+        let count = max(replicates, 0)
+        let resamples = (0..<count).map { _ in generator.resampleIndices(count: n, population: n) }
+        var results = [Result<T, any Error>?](repeating: nil, count: count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            let out = UnsafeSendable(buffer.baseAddress!)
+            withoutActuallyEscaping(statistic) { statistic in
+                let evaluate = UnsafeSendable(statistic)
+                DispatchQueue.concurrentPerform(iterations: count) { b in
+                    out.value[b] = Result { try evaluate.value(resamples[b]) }
+                }
+            }
         }
-        return results
+        return try results.map { try $0?.get() ?? { throw IRMError("bootstrap: replicate was not evaluated") }() }
     }
 
     /// The equal-tailed percentile interval of the defined values; nil when none is defined.

@@ -65,7 +65,7 @@ public enum Correlation {
         }
         var interval: BootstrapInterval? = nil
         if bootstrapReplicates > 0 {
-            let values: [Double?] = Bootstrap.replicate(rowCount: n, replicates: bootstrapReplicates, seed: seed) { rows in
+            let values: [Double?] = try Bootstrap.replicate(rowCount: n, replicates: bootstrapReplicates, seed: seed) { rows in
                 coefficient(method, rows.map { x[$0] }, rows.map { y[$0] }).value?.value
             }
             interval = Bootstrap.percentileInterval(values, level: level)
