@@ -28,6 +28,7 @@ public enum Bootstrap {
                                     _ statistic: ([Int]) throws -> T) throws -> [T] {
         var generator = SeededRandom(seed: seed)
         let count = max(replicates, 0)
+        guard count > 0 else { return [] }
         let resamples = (0..<count).map { _ in generator.resampleIndices(count: n, population: n) }
         var results = [Result<T, any Error>?](repeating: nil, count: count)
         results.withUnsafeMutableBufferPointer { buffer in
