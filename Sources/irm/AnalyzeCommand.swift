@@ -49,8 +49,8 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "A white-box training reward: vader-utility (Marks et al.) or kim-seo (Kim & Seo), or none.")
     var reward: String?
 
-    @Option(help: "β of the implicit reward (the KL coefficient used in training).")
-    var beta: Double = 1
+    @Option(help: "β of the implicit reward (the KL coefficient used in training; default: the β recorded in --after's provenance, else 1).")
+    var beta: Double?
 
     @Option(help: "sum (DPO's definition) or mean (per response token).")
     var rewardType: ImplicitReward.Aggregation = .sum

@@ -24,7 +24,8 @@ public struct AnalysisOptions: Sendable {
     public var afterPath: String
     public var dataPath: String
     public var reward: RewardChoice = .automatic
-    public var beta: Double = 1
+    /// β of the implicit reward; nil: the β recorded in the after-checkpoint's provenance, else 1.
+    public var beta: Double?
     public var aggregation: ImplicitReward.Aggregation = .sum
     /// A features file (YAML or JSON); nil for every built-in.
     public var featuresPath: String?
@@ -103,7 +104,16 @@ public enum AnalysisPipeline {
         let afterModel = try ModelLoading.load(checkpoint: after)
         let beforeModel = try ModelLoading.load(checkpoint: before)
         let comparisons = try scorer.compare(scoring, after: afterModel, before: beforeModel)
-        let implicit = try comparisons.map { try ImplicitReward(after: $0.after.tokens, before: $0.before.tokens, beta: options.beta) }
+        let beta = options.beta ?? after.provenance.beta ?? 1
+        if options.beta == nil {
+            warnings.append(after.provenance.beta != nil
+                ? "β = \(beta) is the β recorded in \(after.path) (its training KL coefficient); pass --beta to use another"
+                : "no --beta given and \(after.path) records none, so β = 1: the implicit reward is the plain log-ratio")
+        }
+        guard beta.isFinite, beta > 0 else {
+            throw IRMError("\(after.path): the recorded β is \(beta); pass --beta with a positive number")
+        }
+        let implicit = try comparisons.map { try ImplicitReward(after: $0.after.tokens, before: $0.before.tokens, beta: beta) }
 
         // Inputs of the features that need the data's fields or the before-policy's hidden states.
         let references = try samples.map { try optionalText($0, "reference", source: options.dataPath) }
@@ -179,7 +189,7 @@ public enum AnalysisPipeline {
         let implicitValues = rows.map { $0.implicitReward.value(options.aggregation) }
         var targets: [AnalysisResult.TargetAnalysis] = []
         let aggregationText = options.aggregation == .sum ? "sum over response tokens" : "mean per response token"
-        targets.append(try analyseTarget("implicit_reward", "implicit reward (\(aggregationText), β = \(options.beta))",
+        targets.append(try analyseTarget("implicit_reward", "implicit reward (\(aggregationText), β = \(beta))",
                                          implicitValues, features: features, options: options, groupLabels: groupLabels))
         if let rewardScores {
             targets.append(try analyseTarget("reward_model", "training reward (\(rewardSource.description))", rewardScores,
@@ -235,8 +245,8 @@ public enum AnalysisPipeline {
         }
 
         return AnalysisResult(
-            options: recordedOptions(options, rewardSource: rewardSource), toolVersion: IRMVersion.string, inputs: inputs,
-            beta: options.beta, aggregation: options.aggregation, rewardSource: rewardSource, groupField: options.groupBy,
+            options: recordedOptions(options, beta: beta, rewardSource: rewardSource), toolVersion: IRMVersion.string, inputs: inputs,
+            beta: beta, aggregation: options.aggregation, rewardSource: rewardSource, groupField: options.groupBy,
             samples: rows, pairs: pairs, features: features, targets: targets, divergence: divergence,
             tokenReconstruction: reconstruction, lexiconRecovery: lexiconRecovery, lengthNormalizedGain: gains,
             warnings: warnings)
@@ -245,8 +255,8 @@ public enum AnalysisPipeline {
     // MARK: Stages
 
     private static func validate(_ options: AnalysisOptions) throws {
-        guard options.beta.isFinite, options.beta > 0 else {
-            throw IRMError("--beta must be a positive number, found \(options.beta)")
+        if let beta = options.beta, !(beta.isFinite && beta > 0) {
+            throw IRMError("--beta must be a positive number, found \(beta)")
         }
         guard options.bootstrapReplicates >= 0 else {
             throw IRMError("--bootstrap must be 0 (no intervals) or a positive number of replicates, found \(options.bootstrapReplicates)")
@@ -410,10 +420,10 @@ public enum AnalysisPipeline {
     }
 
     /// The options as the manifest records them.
-    private static func recordedOptions(_ o: AnalysisOptions, rewardSource: AnalysisResult.RewardSource) -> [(key: String, value: String)] {
+    private static func recordedOptions(_ o: AnalysisOptions, beta: Double, rewardSource: AnalysisResult.RewardSource) -> [(key: String, value: String)] {
         var out: [(String, String)] = [
             ("after", o.afterPath), ("before", o.beforePath), ("data", o.dataPath),
-            ("beta", "\(o.beta)"), ("reward_type", o.aggregation.rawValue),
+            ("beta", "\(beta)"), ("reward_type", o.aggregation.rawValue),
             ("features", o.featuresPath ?? "default"), ("bootstrap", String(o.bootstrapReplicates)), ("seed", String(o.seed)),
             ("method", o.method.rawValue), ("allow_tokenizer_mismatch", String(o.allowTokenizerMismatch)),
             ("gold_field", o.goldField), ("source_field", o.sourceField), ("before_label", o.resolvedBeforeLabel),

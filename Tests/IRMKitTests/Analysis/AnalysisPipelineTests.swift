@@ -176,6 +176,31 @@ final class AnalysisPipelineTests: XCTestCase {
         XCTAssertNotNil(result.divergence?.implicitVersusRewardModel.pearson.undefinedReason)
     }
 
+    func testBetaDefaultsToTheAfterCheckpointsRecordedBeta() throws {
+        let checkpoints = try makeCheckpoints()
+        var importOptions = HuggingFaceImporter.Options()
+        importOptions.beta = 0.25
+        let after = try Fixtures.temporaryDirectory(for: self).appendingPathComponent("after-beta.h5").path
+        _ = try HuggingFaceImporter.convert(directory: Fixtures.path("logprobs/models/sharp-neox-sequential"), output: after, options: importOptions)
+        var o = options(checkpoints)
+        o.afterPath = after
+        o.beta = nil
+        o.bootstrapReplicates = 0
+        let recorded = try AnalysisPipeline.run(o)
+        XCTAssertEqual(recorded.beta, 0.25)
+        XCTAssertTrue(recorded.warnings.contains { $0.contains("β = 0.25 is the β recorded in") }, "\(recorded.warnings)")
+        o.beta = 0.5
+        let given = try AnalysisPipeline.run(o)
+        XCTAssertEqual(given.beta, 0.5)
+        assertClose(given.samples[3].implicitReward.sum, 2 * recorded.samples[3].implicitReward.sum, relative: 1e-12)
+        // No recorded β: 1, said in a warning.
+        o.afterPath = checkpoints.after
+        o.beta = nil
+        let plain = try AnalysisPipeline.run(o)
+        XCTAssertEqual(plain.beta, 1)
+        XCTAssertTrue(plain.warnings.contains { $0.contains("records none, so β = 1") }, "\(plain.warnings)")
+    }
+
     func testBadInputs() throws {
         let checkpoints = try makeCheckpoints()
         let dir = try Fixtures.temporaryDirectory(for: self)
