@@ -205,9 +205,6 @@ public enum AnalysisPipeline {
             targets.append(try analyseTarget("gold", "gold score (field \"\(options.goldField)\")", gold, features: features,
                                              options: options, groupLabels: groupLabels))
         }
-        for target in targets {
-            if let reason = target.ols.undefinedReason { warnings.append("the fit of the \(target.description) is undefined: \(reason)") }
-        }
 
         stage?("divergence")
         var divergence: Divergence? = nil

@@ -189,9 +189,9 @@ extension AnalysisReport {
                               "\(fit.residualDegreesOfFreedom)", shown(fit.rSquared), shown(fit.adjustedRSquared),
                               shown(fit.fStatistic), shownP(fit.fPValue), shown(fit.crossValidatedRSquared),
                               shown(fit.conditionNumber)])
-                notes += fit.notes.map { "\(target.description): \($0)" }
             }
         }
+        notes += mergedFitNotes(result)
         var blocks: [ReportBlock] = [
             .heading("Fit statistics", level: 2),
             .paragraph("Ordinary least squares of each target on the features with an intercept, solved on z-scored features by LAPACK dgelsd and reported in raw units as statsmodels does. P(F) is the p-value of the F test that all coefficients are 0; CV R² is the k-fold cross-validated R² on seeded folds, which can be negative; cond. no. is the condition number of the raw design (statsmodels warns above 1000). The difference target is z(implicit) − z(RM). Formulas: docs/formulas.md."),
@@ -559,13 +559,29 @@ extension AnalysisReport {
         return blocks
     }
 
+    /// The OLS notes of the targets, a note shared by every defined fit written once ("every fit:
+    /// …"), the others prefixed with their target, in target order.
+    static func mergedFitNotes(_ result: AnalysisResult) -> [String] {
+        let fits = result.targets.compactMap { target in target.ols.value.map { (label: target.description, notes: $0.notes) } }
+        guard !fits.isEmpty else { return [] }
+        var shared: [String] = []
+        for note in fits[0].notes where fits.allSatisfy({ $0.notes.contains(note) }) && !shared.contains(note) {
+            shared.append(note)
+        }
+        let prefix = fits.count > 1 ? "every fit: " : "\(fits[0].label): "
+        var items = shared.map { prefix + $0 }
+        for fit in fits {
+            items += fit.notes.filter { !shared.contains($0) }.map { "\(fit.label): \($0)" }
+        }
+        return items
+    }
+
     /// The result's warnings, then every fit's notes and undefined outcomes and the skipped
     /// features, each once, in that order.
     static func allWarnings(_ result: AnalysisResult) -> [String] {
-        var items = result.warnings
+        var items = result.warnings + mergedFitNotes(result)
         for target in result.targets {
             let label = target.description
-            items += target.ols.value?.notes.map { "\(label): \($0)" } ?? []
             if let reason = target.ols.undefinedReason { items.append("\(label): the fit is undefined: \(reason)") }
             if let reason = target.lmg?.undefinedReason { items.append("\(label): LMG shares are undefined: \(reason)") }
             if let reason = target.ridge.undefinedReason { items.append("\(label): ridge is undefined: \(reason)") }
