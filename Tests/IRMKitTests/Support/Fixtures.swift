@@ -18,6 +18,11 @@ enum Fixtures {
         url(relativePath).path
     }
 
+    /// A path relative to the repository root (for the bundled checkpoints/ and analyses/).
+    static func repositoryPath(_ relativePath: String) -> String {
+        root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(relativePath).path
+    }
+
     /// A fresh, empty temporary directory that is removed when the test case tears down.
     static func temporaryDirectory(for testCase: XCTestCase) throws -> URL {
         let dir = FileManager.default.temporaryDirectory
