@@ -131,7 +131,7 @@ public enum AnalysisReport {
         }
         let warnings = allWarnings(result).count
         if warnings > 0 { lines.append("\(warnings) warning\(warnings == 1 ? "" : "s"): see report.md") }
-        lines.append("files: \(directory) (report.md, report.html, attribution.csv, samples.csv, divergence.json, manifest.json)")
+        lines.append("files: \(directory)/ (start with report.md; report.html, attribution.csv, samples.csv, tokens.csv, divergence.json, manifest.json, plots/)")
         return lines.joined(separator: "\n") + "\n"
     }
 
