@@ -188,7 +188,20 @@ public struct LeastSquaresFit: Sendable {
         let residuals = zip(target, fitted).map { $0 - $1 }
         let ssr = residuals.reduce(0) { $0 + $1 * $1 }
         if ssr <= 1e-24 * sst {
-            return .undefined(reason: "the features reproduce the target exactly (residual sum of squares \(ssr)); standard errors and tests are undefined")
+            // Say which relation holds: the raw-unit solution, leaving out terms that move the
+            // target by less than 1e-9 of its sd.
+            let ySd = (sst / Double(n)).squareRoot()
+            var intercept = beta[0]
+            var terms: [String] = []
+            for (position, column) in included.enumerated() {
+                let standardized = beta[position + 1]
+                intercept -= standardized * prepared.means[column] / prepared.sds[column]
+                guard abs(standardized) > 1e-9 * ySd else { continue }
+                let raw = standardized / prepared.sds[column]
+                terms.append("\(raw < 0 ? "− " : "+ ")\(Self.shortNumber(abs(raw)))·\(features.names[prepared.kept[column]])")
+            }
+            let relation = "target = \(Self.shortNumber(abs(intercept) < 1e-12 * max(ySd, 1) ? 0 : intercept)) \(terms.joined(separator: " "))"
+            return .undefined(reason: "the features reproduce the target exactly (residual sum of squares \(ssr)): \(relation); standard errors and tests are undefined")
         }
         let dfResid = n - solved.rank
         let dfModel = solved.rank - 1
@@ -265,6 +278,11 @@ public struct LeastSquaresFit: Sendable {
             singularValues: solved.singularValues, rank: solved.rank,
             droppedConstantFeatures: prepared.constantNames, aliasedFeatures: aliasedNames, notes: notes,
             fittedValues: fitted, residuals: residuals, residualSumOfSquares: ssr))
+    }
+
+    /// Six significant digits, for messages.
+    static func shortNumber(_ x: Double) -> String {
+        String(format: "%.6g", x)
     }
 
     /// The fold (0..<k) of each of n rows: rows shuffled by `SeededRandom(seed)`, the row at

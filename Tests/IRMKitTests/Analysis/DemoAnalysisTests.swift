@@ -67,7 +67,8 @@ final class DemoAnalysisTests: XCTestCase {
         for (row, v) in zip(result.samples, vaderColumn) {
             assertClose(try XCTUnwrap(row.gold), min(max(v / 5, -10), 10), absolute: 1e-9)
         }
-        XCTAssertNotNil(result.target("gold")?.ols.undefinedReason, "gold is reproduced exactly by vader_sum")
+        let goldReason = try XCTUnwrap(result.target("gold")?.ols.undefinedReason, "gold is reproduced exactly by vader_sum")
+        XCTAssertTrue(goldReason.contains("target = 0 + 0.2·vader_sum;"), goldReason)
         XCTAssertEqual(ranked.first?.name, "exclamations")
         let rmFit = try XCTUnwrap(result.target("reward_model")?.ols.value)
         let rmExclamations = try XCTUnwrap(rmFit.coefficients.first { $0.name == "exclamations" })

@@ -96,6 +96,17 @@ final class StatisticsLeastSquaresTests: XCTestCase {
         XCTAssertTrue(outcome.undefinedReason?.contains("all 5 target values equal 7") ?? false, "\(outcome)")
     }
 
+    func testExactFitIsUndefinedAndNamesTheRelation() throws {
+        // y = 3 − 0.5·a exactly; b is unrelated, so the relation leaves it out.
+        let a: [Double] = [1, 2, 3, 4, 5, 6], b: [Double] = [2, 1, 4, 3, 6, 5]
+        let features = try FeatureMatrix(names: ["a", "b"], columns: [a, b])
+        let outcome = try LeastSquaresFit.fit(features, target: a.map { 3 - 0.5 * $0 })
+        XCTAssertNil(outcome.value)
+        let reason = try XCTUnwrap(outcome.undefinedReason)
+        XCTAssertTrue(reason.contains("reproduce the target exactly"), reason)
+        XCTAssertTrue(reason.contains("target = 3 − 0.5·a;"), reason)
+    }
+
     func testTooFewSamplesThrowsActionableError() throws {
         let features = try FeatureMatrix(names: ["a", "b", "c"], columns: [[1, 2, 3, 4], [2, 1, 4, 3], [0, 1, 1, 0]])
         XCTAssertThrowsError(try LeastSquaresFit.fit(features, target: [1, 2, 3, 5])) { error in
