@@ -91,11 +91,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Flag(help: "Analyse even when the two policies' tokenizers differ (the text is tokenised with the before-policy's).")
     var allowTokenizerMismatch = false
 
-    @Option(help: "BLAS and attention threads (default: the number of cores).")
-    var threads: Int?
-
-    @Option(help: "Token rows per packed forward pass.")
-    var batchTokens = ScoringOptions().tokensPerBatch
+    @OptionGroup var engine: ScoringArguments
 
     func validate() throws {
         let sources = [rewardModel != nil, rewardField != nil, reward != nil].filter { $0 }.count
@@ -108,8 +104,6 @@ struct AnalyzeCommand: ParsableCommand {
         }
         if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more") }
         if top < 0 { throw ValidationError("--top must be 0 or more") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if batchTokens < 1 { throw ValidationError("--batch-tokens must be at least 1") }
     }
 
     func run() throws {
@@ -138,8 +132,7 @@ struct AnalyzeCommand: ParsableCommand {
             options.compareWithLexicon = lexicon.map { $0 == "vader" }
             options.topDisagreements = top
             options.allowTokenizerMismatch = allowTokenizerMismatch
-            options.scoring = ScoringOptions(tokensPerBatch: batchTokens,
-                                             threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            options.scoring = engine.options
 
             let started = Date()
             let verbose = isatty(STDERR_FILENO) != 0

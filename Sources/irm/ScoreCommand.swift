@@ -31,26 +31,10 @@ struct ScoreCommand: ParsableCommand {
     @Flag(help: "Append the model's EOS token to every response.")
     var appendEOS = false
 
-    @Option(help: "BLAS and attention threads (default: the number of cores).")
-    var threads: Int?
-
-    @Option(help: "Token rows per packed forward pass.")
-    var batchTokens = ScoringOptions().tokensPerBatch
-
-    @Option(help: "Rows of the vocabulary head per GEMM; the logits held at once are rows × vocabulary floats.")
-    var headRows = ScoringOptions().headRows
-
-    @Flag(help: "Run every sample as its own sequence instead of sharing the work of identical prompts.")
-    var noSharePrompts = false
+    @OptionGroup var engine: ScoringArguments
 
     @Flag(help: "Print where the time went (GEMMs, attention, head, softmax) on stderr at the end.")
     var profile = false
-
-    func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if batchTokens < 1 { throw ValidationError("--batch-tokens must be at least 1") }
-        if headRows < 1 { throw ValidationError("--head-rows must be at least 1") }
-    }
 
     func run() throws {
         try runReportingErrors {
@@ -77,8 +61,7 @@ struct ScoreCommand: ParsableCommand {
             let encoder = needsText ? try textEncoder(for: checkpoint) : nil
             let scoring = try ScoreLines.scoringSamples(samples, source: data, encode: encoder, eos: eos)
 
-            let options = ScoringOptions(tokensPerBatch: batchTokens, sharePrompts: !noSharePrompts, headRows: headRows,
-                                         threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let options = engine.options
             let computeProfile = profile ? ComputeProfile() : nil
             let scorer = LogProbScorer(options: options, profile: computeProfile)
             let progress = ProgressLine(total: scoring.count)
