@@ -23,6 +23,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
     ],
     targets: [
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
@@ -31,9 +32,12 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLapack", path: "Sources/CLapack", pkgConfig: "lapacke",
                        providers: [.apt(["liblapacke-dev"])]),
+        // The chat-template (Jinja) renderer: its own module, depending on Foundation only.
+        .target(name: "ChatTemplate", swiftSettings: optimisedDebug),
         .target(
             name: "IRMKit",
-            dependencies: ["CHDF5", "CBLAS", "CLapack", .product(name: "Yams", package: "Yams")],
+            dependencies: ["CHDF5", "CBLAS", "CLapack", "ChatTemplate", .product(name: "Yams", package: "Yams"),
+                           .product(name: "CSV", package: "CSV.swift")],
             swiftSettings: hostVectorFlags + optimisedDebug
         ),
         .executableTarget(
@@ -43,7 +47,7 @@ let package = Package(
         .testTarget(
             name: "IRMKitTests",
             // The CLI tests run the built `irm` executable, so the tests depend on it being built.
-            dependencies: ["IRMKit", "irm"]
+            dependencies: ["IRMKit", "ChatTemplate", "irm"]
         ),
     ],
     swiftLanguageModes: [.v6]

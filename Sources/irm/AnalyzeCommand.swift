@@ -18,7 +18,9 @@ struct AnalyzeCommand: ParsableCommand {
             coefficient gaps, top disagreements, length control. Token-level: which tokens fine-tuning pushed up \
             and down.
 
-            Data: JSON lines with "prompt" and "response", or "prompt", "chosen" and "rejected" (a preference pair). \
+            Data (docs/data-formats.md; JSON lines, a JSON array, CSV or TSV): "prompt" and "response" or \
+            "completion", or "prompt", "chosen" and "rejected" (a preference pair), as text or chat messages; TRL's \
+            implicit-prompt and HH-RLHF transcripts too. Text becomes tokens by --convention (default trl). \
             Optional: "id", "reward", "gold", "qtype" (open|closed), "reference", "policy" (which policy generated \
             the response), numeric fields for --features files. On a preference line, "chosen_NAME" and \
             "rejected_NAME" give per-response values of field NAME.
@@ -33,6 +35,12 @@ struct AnalyzeCommand: ParsableCommand {
 
     @Option(help: "The policy after fine-tuning (.h5).")
     var after: String
+
+    @Option(help: "A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) merged in memory into --after, e.g. the DPO adapter over a converted base.")
+    var afterAdapter: String?
+
+    @Option(help: "A PEFT LoRA adapter directory merged in memory into --before.")
+    var beforeAdapter: String?
 
     @Option(help: "Prompt/response data (JSON lines).")
     var data: String
@@ -91,6 +99,8 @@ struct AnalyzeCommand: ParsableCommand {
     @Flag(help: "Analyse even when the two policies' tokenizers differ (the text is tokenised with the before-policy's).")
     var allowTokenizerMismatch = false
 
+    @OptionGroup var sequence: SequenceArguments
+
     @OptionGroup var engine: ScoringArguments
 
     func validate() throws {
@@ -111,6 +121,8 @@ struct AnalyzeCommand: ParsableCommand {
             let directory = URL(fileURLWithPath: out)
             try checkOutputDirectory(directory)
             var options = AnalysisOptions(beforePath: before, afterPath: after, dataPath: data)
+            options.beforeAdapterPath = beforeAdapter
+            options.afterAdapterPath = afterAdapter
             if let rewardModel {
                 options.reward = .rewardModel(path: rewardModel)
             } else if let rewardField {
@@ -133,6 +145,9 @@ struct AnalyzeCommand: ParsableCommand {
             options.topDisagreements = top
             options.allowTokenizerMismatch = allowTokenizerMismatch
             options.scoring = engine.options
+            options.sequences = sequence.options
+            options.chatTemplatePath = sequence.chatTemplate
+            options.templateDate = try sequence.date()
 
             let started = Date()
             let verbose = isatty(STDERR_FILENO) != 0

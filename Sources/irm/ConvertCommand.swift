@@ -13,9 +13,14 @@ struct ConvertCommand: ParsableCommand {
             tokenizer.json and tokenizer_config.json. Supports GPT-2, GPT-NeoX (Pythia), Llama, Mistral and \
             Qwen2, as causal LMs (policies) and as sequence-classification reward models. The output is \
             written to a temporary file and renamed into place only when complete.
+
+            With --adapter, a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) \
+            is merged into the base weights as peft's merge_and_unload() does (W + alpha/r · B·A), after \
+            every adapter tensor has been checked against the base; the provenance records the adapter \
+            directory and its adapter_config.json. See docs/adapters.md.
             """)
 
-    @Argument(help: "The Hugging Face model directory.")
+    @Argument(help: "The Hugging Face model directory (the base model, when merging an adapter).")
     var modelDirectory: String
 
     @Argument(help: "The checkpoint to write (.h5).")
@@ -23,6 +28,9 @@ struct ConvertCommand: ParsableCommand {
 
     @Option(help: "Storage type of the tensors: auto keeps each tensor's source type (\(HuggingFaceImporter.TargetDType.allCases.map(\.rawValue).joined(separator: "|"))).")
     var dtype: HuggingFaceImporter.TargetDType = .auto
+
+    @Option(help: "A PEFT LoRA adapter directory to merge into the base weights.")
+    var adapter: String?
 
     @Option(help: "A tokenizer.json to embed instead of the directory's own.")
     var tokenizer: String?
@@ -47,8 +55,11 @@ struct ConvertCommand: ParsableCommand {
         options.trainingStep = step
         options.beta = beta
         options.notes = notes
+        options.adapterPath = adapter
         let report = try runReportingErrors { try HuggingFaceImporter.convert(directory: modelDirectory, output: output, options: options) }
         print("wrote \(output): \(report.architecture.rawValue) \(report.kind.rawValue), \(report.tensorCount) tensors, \(report.parameterCount) parameters")
         for item in report.dropped { print("  dropped \(item)") }
+        if let summary = report.adapterSummary { print("  merged \(summary) into \(report.adaptedTensorCount) tensors") }
+        for warning in report.warnings { FileHandle.standardError.write(Data("irm: warning: \(warning)\n".utf8)) }
     }
 }

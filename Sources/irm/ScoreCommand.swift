@@ -7,10 +7,11 @@ struct ScoreCommand: ParsableCommand {
         commandName: "score",
         abstract: "Score responses under a model: per-token log-probs (policy) or a reward (reward model).",
         discussion: """
-            Reads JSON lines with "prompt" and "response" (or "chosen" and "rejected", which give two samples), \
-            an optional "id", and optionally pre-tokenised "prompt_ids"/"response_ids"/"chosen_ids"/"rejected_ids". \
-            The prompt is tokenised with the tokenizer's special tokens (a BOS its post-processor adds), the \
-            response without; no EOS is added unless --append-eos. The log-prob of each response token is \
+            Reads the data formats of docs/data-formats.md (JSON lines, a JSON array, CSV or TSV; "-" for standard \
+            input): "prompt" and "response" or "completion", or "chosen" and "rejected" (which give two samples), as \
+            text or chat messages, an optional "id", and optionally pre-tokenised "prompt_ids"/"response_ids"/ \
+            "chosen_ids"/"rejected_ids" (used verbatim). Text becomes token ids by --convention (default trl: \
+            TRL's DPOTrainer tokenisation, EOS appended to text responses). The log-prob of each response token is \
             log_softmax(logits)[token] over the model's full output vocabulary, at the position before it; a first \
             token with no context at all is null. Writes one JSON line per sample (see docs/scoring.md), to a \
             temporary file renamed into place when complete.
@@ -28,8 +29,10 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "A second policy (.h5) to compare with: adds its log-probs and the exact per-token KL(model ‖ reference). Both models are held in memory.")
     var reference: String?
 
-    @Flag(help: "Append the model's EOS token to every response.")
+    @Flag(help: "The same as --eos always.")
     var appendEOS = false
+
+    @OptionGroup var sequence: SequenceArguments
 
     @OptionGroup var engine: ScoringArguments
 
@@ -50,16 +53,14 @@ struct ScoreCommand: ParsableCommand {
             if let referenceCheckpoint, referenceCheckpoint.kind != .policy {
                 throw IRMError("\(referenceCheckpoint.path): is a reward model; --reference needs a policy (causal language model) checkpoint")
             }
-            var eos: Int32? = nil
-            if appendEOS {
-                guard let id = checkpoint.config.eosTokenID else {
-                    throw IRMError("\(model): /config has no eos_token_id, so --append-eos has nothing to append")
-                }
-                eos = Int32(id)
-            }
+            var sequenceOptions = sequence.options
+            if appendEOS { sequenceOptions.eos = .always }
             let needsText = samples.contains { ($0.promptIDs == nil && $0.prompt != nil) || ($0.responseIDs == nil && $0.response != nil) }
-            let encoder = needsText ? try textEncoder(for: checkpoint) : nil
-            let scoring = try ScoreLines.scoringSamples(samples, source: data, encode: encoder, eos: eos)
+            let tokenizer = needsText ? try Tokenizer(json: checkpoint.tokenizerJSON, sourceDescription: "\(model): /tokenizer/tokenizer.json") : nil
+            let formatting = try ChatFormatting(checkpoint: checkpoint, templatePath: sequence.chatTemplate, date: try sequence.date())
+            let (scoring, warnings) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: sequenceOptions,
+                                                            source: data).build(samples)
+            for warning in warnings { FileHandle.standardError.write(Data("irm: warning: \(warning)\n".utf8)) }
 
             let options = engine.options
             let computeProfile = profile ? ComputeProfile() : nil
@@ -94,12 +95,6 @@ struct ScoreCommand: ParsableCommand {
                 FileHandle.standardError.write(Data(profileReport(computeProfile, load: loadSeconds, scoring: scoringSeconds, tokens: tokens).utf8))
             }
         }
-    }
-
-    /// The checkpoint's tokenizer as an encoder: the prompt with special tokens, the response without.
-    private func textEncoder(for checkpoint: Checkpoint) throws -> ScoreLines.TextEncoder {
-        let tokenizer = try Tokenizer(json: checkpoint.tokenizerJSON, sourceDescription: "\(checkpoint.path): /tokenizer/tokenizer.json")
-        return { text, special in tokenizer.encode(text, addSpecialTokens: special).ids }
     }
 
     private func profileReport(_ p: ComputeProfile, load: Double, scoring wall: Double, tokens: Int) -> String {

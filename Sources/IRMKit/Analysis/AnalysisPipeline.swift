@@ -22,6 +22,9 @@ public struct AnalysisOptions: Sendable {
 
     public var beforePath: String
     public var afterPath: String
+    /// PEFT LoRA adapter directories merged in memory into `beforePath` / `afterPath`.
+    public var beforeAdapterPath: String?
+    public var afterAdapterPath: String?
     public var dataPath: String
     public var reward: RewardChoice = .automatic
     /// β of the implicit reward; nil: the β recorded in the after-checkpoint's provenance, else 1.
@@ -47,6 +50,12 @@ public struct AnalysisOptions: Sendable {
     /// How many of the largest disagreements to list.
     public var topDisagreements = 10
     public var scoring = ScoringOptions()
+    /// How prompt and response become token sequences (the trainer's convention).
+    public var sequences = SequenceOptions()
+    /// A chat template to use instead of the before-checkpoint's (a .jinja file or a tokenizer_config.json).
+    public var chatTemplatePath: String?
+    /// The date `strftime_now` renders in chat templates.
+    public var templateDate = Date()
 
     public init(beforePath: String, afterPath: String, dataPath: String) {
         self.beforePath = beforePath
@@ -94,15 +103,30 @@ public enum AnalysisPipeline {
         }
         inputs.append(try inputFile("before", options.beforePath, summary: checkpointSummary(before)))
         inputs.append(try inputFile("after", options.afterPath, summary: checkpointSummary(after)))
+        let beforeAdapter = try options.beforeAdapterPath.map { try LoRAAdapter.load(directory: $0) }
+        let afterAdapter = try options.afterAdapterPath.map { try LoRAAdapter.load(directory: $0) }
+        for (adapter, role) in [(beforeAdapter, "before-adapter"), (afterAdapter, "after-adapter")] {
+            guard let adapter else { continue }
+            for file in adapter.inputFiles { inputs.append(try inputFile(role, file, summary: adapter.summary)) }
+        }
         inputs.append(try inputFile("data", options.dataPath, summary: "\(samples.count) samples, \(pairs.count) preference pairs"))
 
-        let encoder: ScoreLines.TextEncoder = { text, special in tokenizer.encode(text, addSpecialTokens: special).ids }
-        let scoring = try ScoreLines.scoringSamples(samples, source: options.dataPath, encode: encoder, eos: nil)
+        let formatting = try ChatFormatting(checkpoint: before, templatePath: options.chatTemplatePath, date: options.templateDate)
+        if let path = options.chatTemplatePath { inputs.append(try inputFile("chat-template", path, summary: "chat template")) }
+        let (scoring, sequenceWarnings) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: options.sequences,
+                                                                source: options.dataPath).build(samples)
+        warnings += sequenceWarnings
         let scorer = LogProbScorer(options: options.scoring)
 
         stage?("scoring \(samples.count) responses under both policies")
-        let afterModel = try ModelLoading.load(checkpoint: after)
-        let beforeModel = try ModelLoading.load(checkpoint: before)
+        func load(_ checkpoint: Checkpoint, _ adapter: LoRAAdapter?) throws -> any TransformerModel {
+            guard let adapter else { return try ModelLoading.load(checkpoint: checkpoint) }
+            let adapted = try ModelLoading.load(checkpoint: checkpoint, adapter: adapter)
+            warnings += adapted.warnings
+            return adapted.model
+        }
+        let afterModel = try load(after, afterAdapter)
+        let beforeModel = try load(before, beforeAdapter)
         let comparisons = try scorer.compare(scoring, after: afterModel, before: beforeModel)
         let beta = options.beta ?? after.provenance.beta ?? 1
         if options.beta == nil {
@@ -133,8 +157,8 @@ public enum AnalysisPipeline {
         var featureInputs: [FeatureInput] = []
         for (i, sample) in samples.enumerated() {
             featureInputs.append(FeatureInput(
-                prompt: sample.prompt ?? tokenizer.decode(scoring[i].promptIDs, skipSpecialTokens: true),
-                response: sample.response ?? tokenizer.decode(scoring[i].responseIDs, skipSpecialTokens: true),
+                prompt: sample.promptText.map(tokenizer.removingSpecialTokens(from:)) ?? tokenizer.decode(scoring[i].promptIDs, skipSpecialTokens: true),
+                response: sample.responseText.map(tokenizer.removingSpecialTokens(from:)) ?? tokenizer.decode(scoring[i].responseIDs, skipSpecialTokens: true),
                 reference: references[i], qtype: qtypes[i], responseTokenCount: scoring[i].responseIDs.count,
                 hiddenStateCosine: HiddenStateRelevance.cosine(promptStates[i], responseStates[i]),
                 referenceHiddenStateCosine: referenceCosines[i], numericFields: sample.numericFields))
@@ -241,12 +265,15 @@ public enum AnalysisPipeline {
             warnings.append("the data's \"\(options.sourceField)\" field has the values \(values), but the length-normalised gain needs responses labelled \"\(beforeLabel)\" (before) and \"\(afterLabel)\" (after); set --before-label and --after-label")
         }
 
+        let trainerRewards = try TrainerRewardMetrics(pairs: pairs, rewards: implicit.map { $0.value(.sum) }, beta: beta,
+                                                      bootstrapReplicates: options.bootstrapReplicates, seed: options.seed)
+
         return AnalysisResult(
             options: recordedOptions(options, beta: beta, rewardSource: rewardSource), toolVersion: IRMVersion.string, inputs: inputs,
             beta: beta, aggregation: options.aggregation, rewardSource: rewardSource, groupField: options.groupBy,
             samples: rows, pairs: pairs, features: features, targets: targets, divergence: divergence,
             tokenReconstruction: reconstruction, lexiconRecovery: lexiconRecovery, lengthNormalizedGain: gains,
-            warnings: warnings)
+            trainerRewards: trainerRewards, warnings: warnings)
     }
 
     // MARK: Stages
@@ -365,8 +392,9 @@ public enum AnalysisPipeline {
                 throw IRMError("\(path): the score head has \(checkpoint.config.labelCount) labels; irm analyses reward models with one score")
             }
             let tokenizer = try Tokenizer(json: checkpoint.tokenizerJSON, sourceDescription: "\(path): /tokenizer/tokenizer.json")
-            let scoring = try ScoreLines.scoringSamples(samples, source: options.dataPath,
-                                                        encode: { text, special in tokenizer.encode(text, addSpecialTokens: special).ids }, eos: nil)
+            let formatting = try ChatFormatting(checkpoint: checkpoint, templatePath: options.chatTemplatePath, date: options.templateDate)
+            let scoring = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: options.sequences,
+                                                source: options.dataPath).build(samples).sequences
             let model = try ModelLoading.load(checkpoint: checkpoint)
             let scores = try LogProbScorer(options: options.scoring).rewards(of: scoring, under: model).map { $0.first ?? 0 }
             let file = try inputFile("reward-model", path, summary: checkpointSummary(checkpoint))
@@ -377,12 +405,9 @@ public enum AnalysisPipeline {
     /// Fewer samples than non-constant features + 2 leaves the fit no residual degree of freedom.
     private static func checkSampleCount(_ features: FeatureTable, sampleCount n: Int) throws {
         let matrix = features.matrix
-        let varying = (0..<matrix.columnCount).filter { j in
-            let column = matrix.column(j)
-            return column.contains { $0 != column.first }
-        }
-        guard n >= varying.count + 2 else {
-            throw IRMError("\(n) samples for \(varying.count) features that vary: the linear fit needs at least \(varying.count + 2) samples (features + intercept + one residual degree of freedom). Add samples, or pass --features with a file that selects fewer features (docs/features.md)")
+        let varying = PreparedDesign(matrix).kept.count
+        guard n >= varying + 2 else {
+            throw IRMError("\(n) samples for \(varying) features that vary: the linear fit needs at least \(varying + 2) samples (features + intercept + one residual degree of freedom). Add samples, or pass --features with a file that selects fewer features (docs/features.md)")
         }
     }
 
@@ -395,12 +420,8 @@ public enum AnalysisPipeline {
         var lmg: StatisticOutcome<ShapleyAttribution>? = nil
         var byGroup = false
         if ols.value != nil {
-            let varying = (0..<matrix.columnCount).filter { j in
-                let column = matrix.column(j)
-                return column.contains { $0 != column.first }
-            }
             var groups: [(name: String, members: [String])] = []
-            if varying.count > ShapleyAttribution.maximumPlayers {
+            if PreparedDesign(matrix).kept.count > ShapleyAttribution.maximumPlayers {
                 byGroup = true
                 var members: [FeatureGroup: [String]] = [:]
                 for (j, definition) in features.definitions.enumerated() { members[definition.group, default: []].append(matrix.names[j]) }
@@ -427,7 +448,13 @@ public enum AnalysisPipeline {
             ("after_label", o.resolvedAfterLabel), ("top", String(o.topDisagreements)),
             ("lexicon", String(o.compareWithLexicon ?? (o.reward == .vaderUtility))),
             ("tokens_per_batch", String(o.scoring.tokensPerBatch)), ("share_prompts", String(o.scoring.sharePrompts)),
+            ("convention", o.sequences.convention.rawValue), ("eos", o.sequences.eos.rawValue),
+            ("max_length", o.sequences.resolvedMaxLength.map(String.init) ?? "none"),
+            ("template_date", ChatFormatting.dateText(o.templateDate)),
         ]
+        if let template = o.chatTemplatePath { out.append(("chat_template", template)) }
+        if let adapter = o.beforeAdapterPath { out.append(("before_adapter", adapter)) }
+        if let adapter = o.afterAdapterPath { out.append(("after_adapter", adapter)) }
         if let group = o.groupBy { out.append(("group_by", group)) }
         switch rewardSource {
         case .rewardModel(let path): out.append(("reward_model", path))

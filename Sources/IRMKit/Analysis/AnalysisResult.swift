@@ -153,6 +153,9 @@ public struct AnalysisResult: Sendable {
     /// Singhal et al.'s length-controlled gain of the after-policy's responses over the
     /// before-policy's, when the data says which policy generated each response.
     public let lengthNormalizedGain: [LengthNormalizedGain]
+    /// TRL's `rewards/chosen`, `rewards/rejected`, `rewards/margins`, `rewards/accuracies` over the
+    /// pairs (summed implicit reward); nil without pairs.
+    public let trainerRewards: TrainerRewardMetrics?
     /// Things the reader must know (dropped features, conditioning, empty responses, ...).
     public let warnings: [String]
 
@@ -160,7 +163,8 @@ public struct AnalysisResult: Sendable {
                 aggregation: ImplicitReward.Aggregation, rewardSource: RewardSource, groupField: String?,
                 samples: [SampleRow], pairs: [Divergence.Pair], features: FeatureTable, targets: [TargetAnalysis],
                 divergence: Divergence?, tokenReconstruction: TokenReconstruction, lexiconRecovery: LexiconRecovery?,
-                lengthNormalizedGain: [LengthNormalizedGain], warnings: [String]) {
+                lengthNormalizedGain: [LengthNormalizedGain], trainerRewards: TrainerRewardMetrics? = nil, warnings: [String]) {
+        self.trainerRewards = trainerRewards
         self.options = options
         self.toolVersion = toolVersion
         self.inputs = inputs

@@ -15,6 +15,9 @@ public final class Checkpoint {
     public let tokenizerJSON: String
     /// The tokenizer_config.json text, when the exporter stored one.
     public let tokenizerConfigJSON: String?
+    /// The chat_template.jinja text, when the exporter stored one (transformers 5 keeps the template
+    /// there instead of in tokenizer_config.json).
+    public let chatTemplate: String?
     public let provenance: Provenance
     /// Every tensor in the file, sorted by name.
     public let tensors: [TensorInfo]
@@ -23,7 +26,7 @@ public final class Checkpoint {
     private let tensorGroup: HDF5Group
 
     private init(path: String, formatVersion: Int, architecture: Architecture, kind: CheckpointKind, config: ModelConfig,
-                 tokenizerJSON: String, tokenizerConfigJSON: String?, provenance: Provenance, tensors: [TensorInfo],
+                 tokenizerJSON: String, tokenizerConfigJSON: String?, chatTemplate: String?, provenance: Provenance, tensors: [TensorInfo],
                  file: HDF5File, tensorGroup: HDF5Group) {
         self.path = path
         self.formatVersion = formatVersion
@@ -32,6 +35,7 @@ public final class Checkpoint {
         self.config = config
         self.tokenizerJSON = tokenizerJSON
         self.tokenizerConfigJSON = tokenizerConfigJSON
+        self.chatTemplate = chatTemplate
         self.provenance = provenance
         self.tensors = tensors
         self.file = file
@@ -82,6 +86,8 @@ public final class Checkpoint {
         let tokenizerJSON = try tokenizerGroup.dataset(CheckpointFormat.tokenizerJSONDataset).readString()
         let tokenizerConfigJSON = tokenizerGroup.contains(CheckpointFormat.tokenizerConfigDataset)
             ? try tokenizerGroup.dataset(CheckpointFormat.tokenizerConfigDataset).readString() : nil
+        let chatTemplate = tokenizerGroup.contains(CheckpointFormat.chatTemplateDataset)
+            ? try tokenizerGroup.dataset(CheckpointFormat.chatTemplateDataset).readString() : nil
 
         var provenance = Provenance()
         if root.contains(CheckpointFormat.provenanceGroup) {
@@ -91,6 +97,8 @@ public final class Checkpoint {
             provenance.beta = try group.attribute(Provenance.betaAttribute)?.doubleValue
             provenance.notes = try group.attribute(Provenance.notesAttribute)?.stringValue
             provenance.writtenBy = try group.attribute(Provenance.writtenByAttribute)?.stringValue
+            provenance.adapterSource = try group.attribute(Provenance.adapterSourceAttribute)?.stringValue
+            provenance.adapterConfig = try group.attribute(Provenance.adapterConfigAttribute)?.stringValue
         }
 
         let tensorGroup = try root.group(CheckpointFormat.tensorsGroup)
@@ -103,7 +111,7 @@ public final class Checkpoint {
             tensors.append(TensorInfo(name: name, shape: dataset.info.shape, dtype: dtype))
         }
         return Checkpoint(path: path, formatVersion: Int(version), architecture: architecture, kind: kind, config: config,
-                          tokenizerJSON: tokenizerJSON, tokenizerConfigJSON: tokenizerConfigJSON, provenance: provenance,
+                          tokenizerJSON: tokenizerJSON, tokenizerConfigJSON: tokenizerConfigJSON, chatTemplate: chatTemplate, provenance: provenance,
                           tensors: tensors, file: file, tensorGroup: tensorGroup)
     }
 

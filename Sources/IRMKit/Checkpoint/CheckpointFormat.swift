@@ -14,6 +14,8 @@ public enum CheckpointFormat {
     public static let tokenizerGroup = "tokenizer"
     public static let tokenizerJSONDataset = "tokenizer.json"
     public static let tokenizerConfigDataset = "tokenizer_config.json"
+    /// The chat template that transformers 5 saves beside the tokenizer (`chat_template.jinja`).
+    public static let chatTemplateDataset = "chat_template.jinja"
     public static let tensorsGroup = "tensors"
     public static let provenanceGroup = "provenance"
 }
@@ -64,13 +66,20 @@ public struct Provenance: Sendable, Equatable, Codable {
     public var notes: String?
     /// The tool that wrote the file, e.g. `irm 0.1.0`.
     public var writtenBy: String?
+    /// The PEFT adapter directory merged into the weights (`irm convert --adapter`), as given.
+    public var adapterSource: String?
+    /// That adapter's adapter_config.json, verbatim.
+    public var adapterConfig: String?
 
-    public init(sourceModel: String? = nil, trainingStep: Int? = nil, beta: Double? = nil, notes: String? = nil, writtenBy: String? = nil) {
+    public init(sourceModel: String? = nil, trainingStep: Int? = nil, beta: Double? = nil, notes: String? = nil, writtenBy: String? = nil,
+                adapterSource: String? = nil, adapterConfig: String? = nil) {
         self.sourceModel = sourceModel
         self.trainingStep = trainingStep
         self.beta = beta
         self.notes = notes
         self.writtenBy = writtenBy
+        self.adapterSource = adapterSource
+        self.adapterConfig = adapterConfig
     }
 
     static let sourceModelAttribute = "source_model"
@@ -78,11 +87,14 @@ public struct Provenance: Sendable, Equatable, Codable {
     static let betaAttribute = "beta"
     static let notesAttribute = "notes"
     static let writtenByAttribute = "written_by"
+    static let adapterSourceAttribute = "adapter_source"
+    static let adapterConfigAttribute = "adapter_config"
 
     public var isEmpty: Bool { self == Provenance() }
 
     enum CodingKeys: String, CodingKey {
         case sourceModel = "source_model", trainingStep = "training_step", beta, notes, writtenBy = "written_by"
+        case adapterSource = "adapter_source", adapterConfig = "adapter_config"
     }
 }
 

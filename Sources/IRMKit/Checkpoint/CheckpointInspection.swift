@@ -142,6 +142,8 @@ public struct CheckpointInspection: Sendable, Codable {
         if let v = provenance.beta { lines.append("  beta          \(v)") }
         if let v = provenance.notes { lines.append("  notes         \(v)") }
         if let v = provenance.writtenBy { lines.append("  written_by    \(v)") }
+        if let v = provenance.adapterSource { lines.append("  adapter       \(v)") }
+        if let v = provenance.adapterConfig { lines.append("  adapter_config \(v.utf8.count) bytes of adapter_config.json") }
         lines.append("")
         lines.append("tensors")
         let width = min(max(tensors.map(\.name.count).max() ?? 0, 10), 64)

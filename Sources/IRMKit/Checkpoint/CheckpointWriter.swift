@@ -13,7 +13,7 @@ public final class CheckpointWriter {
     private var written: Set<String> = []
 
     public init(destination: URL, architecture: Architecture, kind: CheckpointKind, configJSON: String,
-                tokenizerJSON: String, tokenizerConfigJSON: String?, provenance: Provenance) throws {
+                tokenizerJSON: String, tokenizerConfigJSON: String?, chatTemplate: String? = nil, provenance: Provenance) throws {
         try AtomicOutput.checkWritable(destination)
         self.destination = destination
         self.temporary = AtomicOutput.temporaryURL(beside: destination)
@@ -28,6 +28,9 @@ public final class CheckpointWriter {
             try root.createStringDataset(CheckpointFormat.configDataset, value: configJSON)
             let tokenizer = try root.createGroup(CheckpointFormat.tokenizerGroup)
             try tokenizer.createStringDataset(CheckpointFormat.tokenizerJSONDataset, value: tokenizerJSON)
+            if let chatTemplate {
+                try tokenizer.createStringDataset(CheckpointFormat.chatTemplateDataset, value: chatTemplate)
+            }
             if let tokenizerConfigJSON {
                 try tokenizer.createStringDataset(CheckpointFormat.tokenizerConfigDataset, value: tokenizerConfigJSON)
             }
@@ -38,6 +41,8 @@ public final class CheckpointWriter {
                 if let v = provenance.beta { try group.setAttribute(Provenance.betaAttribute, .double(v)) }
                 if let v = provenance.notes { try group.setAttribute(Provenance.notesAttribute, .string(v)) }
                 if let v = provenance.writtenBy { try group.setAttribute(Provenance.writtenByAttribute, .string(v)) }
+                if let v = provenance.adapterSource { try group.setAttribute(Provenance.adapterSourceAttribute, .string(v)) }
+                if let v = provenance.adapterConfig { try group.setAttribute(Provenance.adapterConfigAttribute, .string(v)) }
             }
             tensorGroup = try root.createGroup(CheckpointFormat.tensorsGroup)
         } catch {

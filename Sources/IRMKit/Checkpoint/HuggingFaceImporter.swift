@@ -16,6 +16,8 @@ public enum HuggingFaceImporter {
         public var trainingStep: Int?
         public var beta: Double?
         public var notes: String?
+        /// A PEFT LoRA adapter directory to merge into the weights (`LoRAAdapter`).
+        public var adapterPath: String?
         public init() {}
     }
 
@@ -26,6 +28,12 @@ public enum HuggingFaceImporter {
         public let parameterCount: Int
         /// Source tensors that were not written, and why.
         public let dropped: [String]
+        /// The merged adapter's one-line summary, when one was merged.
+        public var adapterSummary: String? = nil
+        /// Base tensors the adapter changed.
+        public var adaptedTensorCount: Int = 0
+        /// Doubts that did not stop the conversion (an adapter naming another base, ...).
+        public var warnings: [String] = []
     }
 
     static let supportedSourceDTypes: Set<String> = ["F32", "F16", "BF16"]
@@ -41,6 +49,10 @@ public enum HuggingFaceImporter {
 
         // Configuration.
         let configURL = dir.appendingPathComponent("config.json")
+        if !FileManager.default.fileExists(atPath: configURL.path),
+           FileManager.default.fileExists(atPath: dir.appendingPathComponent(LoRAAdapter.configFileName).path) {
+            throw IRMError("\(directory): expected a Hugging Face model directory with config.json, found a PEFT adapter (\(LoRAAdapter.configFileName)); pass the base model's directory and merge the adapter with --adapter \(directory)")
+        }
         let configData = try readFile(configURL, what: "the model configuration")
         let configJSON = try JSONValue.parse(configData, source: configURL.path)
         let config = try ModelConfig(json: configJSON, source: configURL.path)
@@ -62,6 +74,11 @@ public enum HuggingFaceImporter {
             let data = try readFile(tokenizerConfigURL, what: "the tokenizer configuration")
             _ = try JSONValue.parse(data, source: tokenizerConfigURL.path)
             tokenizerConfigText = try utf8Text(data, url: tokenizerConfigURL)
+        }
+        let chatTemplateURL = dir.appendingPathComponent("chat_template.jinja")
+        var chatTemplateText: String? = nil
+        if FileManager.default.fileExists(atPath: chatTemplateURL.path) {
+            chatTemplateText = try utf8Text(try readFile(chatTemplateURL, what: "the chat template"), url: chatTemplateURL)
         }
 
         // Weights.
@@ -100,12 +117,27 @@ public enum HuggingFaceImporter {
             throw IRMError("\(directory): the weights do not match the \(config.architecture.rawValue) \(kind.rawValue) that config.json describes: \(listed)\(more)")
         }
 
-        let provenance = Provenance(
+        // The adapter, checked against every base tensor before anything is written.
+        var merge: LoRAAdapter.Merge? = nil
+        if let adapterPath = options.adapterPath {
+            let adapter = try LoRAAdapter.load(directory: adapterPath)
+            let names = [configJSON["_name_or_path"]?.stringValue, options.sourceModel].compactMap { $0 }.filter { !$0.isEmpty }
+            merge = try adapter.merge(into: LoRAAdapter.Base(location: directory, architecture: config.architecture, kind: kind,
+                                                            tiedEmbeddings: config.tiedEmbeddings,
+                                                            shapes: sources.mapValues(\.entry.shape), names: names))
+        }
+
+        var provenance = Provenance(
             sourceModel: options.sourceModel ?? configJSON["_name_or_path"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? dir.lastPathComponent,
             trainingStep: options.trainingStep, beta: options.beta, notes: options.notes,
             writtenBy: "irm \(IRMVersion.string)")
+        if let merge {
+            provenance.adapterSource = merge.adapter.directory
+            provenance.adapterConfig = merge.adapter.configJSON
+        }
         let writer = try CheckpointWriter(destination: outputURL, architecture: config.architecture, kind: kind, configJSON: configText,
-                                          tokenizerJSON: tokenizerText, tokenizerConfigJSON: tokenizerConfigText, provenance: provenance)
+                                          tokenizerJSON: tokenizerText, tokenizerConfigJSON: tokenizerConfigText, chatTemplate: chatTemplateText,
+                                          provenance: provenance)
         var parameters = 0
         do {
             for name in sources.keys.sorted() {
@@ -117,7 +149,10 @@ public enum HuggingFaceImporter {
                 case .f16: .f16
                 case .bf16: .bf16
                 }
-                if target == sourceDType {
+                if let merge, merge.changedTensors.contains(name) {
+                    let values = try merge.merged(name, values: try file.floatValues(of: entry), shape: entry.shape, storage: target)
+                    try writer.addTensor(name: name, shape: entry.shape, values: values, dtype: target)
+                } else if target == sourceDType {
                     try file.withBytes(of: entry) { try writer.addTensor(name: name, shape: entry.shape, rawBytes: $0, dtype: target) }
                 } else {
                     try writer.addTensor(name: name, shape: entry.shape, values: try file.floatValues(of: entry), dtype: target)
@@ -129,7 +164,13 @@ public enum HuggingFaceImporter {
             writer.cancel()
             throw error
         }
-        return Report(architecture: config.architecture, kind: kind, tensorCount: sources.count, parameterCount: parameters, dropped: dropped)
+        var report = Report(architecture: config.architecture, kind: kind, tensorCount: sources.count, parameterCount: parameters, dropped: dropped)
+        if let merge {
+            report.adapterSummary = merge.adapter.summary
+            report.adaptedTensorCount = merge.changedTensors.count
+            report.warnings = merge.warnings
+        }
+        return report
     }
 
     /// The kind from config.json's `architectures` list, or from the tensors when it is absent.

@@ -1,34 +1,7 @@
 import Foundation
 
-/// The pieces of `irm score` that are not argument parsing: turning data-file samples into token
-/// ids, and writing one JSON line per scored sample.
+/// The output lines of `irm score`: one JSON line per scored sample.
 public enum ScoreLines {
-    /// Encodes text with the checkpoint's tokenizer: `(text, addSpecialTokens) -> ids`.
-    public typealias TextEncoder = (String, Bool) throws -> [Int32]
-
-    /// Token ids for each sample. Ids given in the file (`prompt_ids`, `response_ids`, …) are used
-    /// verbatim; text is encoded, the prompt with the tokenizer's special tokens (so a BOS that
-    /// its post-processor adds comes first) and the response without. `eos`, when given, is
-    /// appended to every response.
-    public static func scoringSamples(_ samples: [Sample], source: String, encode: TextEncoder?, eos: Int32?) throws -> [ScoringSample] {
-        try samples.map { sample in
-            func ids(_ given: [Int32]?, _ text: String?, special: Bool, field: String) throws -> [Int32] {
-                if let given { return given }
-                guard let text else { return [] }
-                guard let encode else {
-                    throw IRMError("\(source): \(sample.label): \"\(field)\" is text, but no tokenizer is available; give \"\(field)_ids\" instead")
-                }
-                return try encode(text, special)
-            }
-            let responseField = sample.role?.rawValue ?? "response"
-            var response = try ids(sample.responseIDs, sample.response, special: false, field: responseField)
-            if let eos { response.append(eos) }
-            return ScoringSample(name: "\(source): \(sample.label)",
-                                 promptIDs: try ids(sample.promptIDs, sample.prompt, special: true, field: "prompt"),
-                                 responseIDs: response)
-        }
-    }
-
     /// `{"id", "role"?, "prompt_ids", "response_ids", "logprobs", "logprob_sum", "logprob_mean"}`,
     /// plus `reference_logprobs`, `reference_logprob_sum`, `reference_logprob_mean`, `kl` and
     /// `kl_sum` when a reference model was compared. Missing values are `null`.

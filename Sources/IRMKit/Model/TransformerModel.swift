@@ -47,14 +47,46 @@ public enum ModelLoading {
 
     public static func load(checkpoint: Checkpoint) throws -> any TransformerModel {
         var weights = try CheckpointWeights(checkpoint: checkpoint)
-        let model: any TransformerModel
+        return try build(checkpoint: checkpoint, weights: &weights)
+    }
+
+    /// A model with a PEFT LoRA adapter merged in memory, and what a report should record of it.
+    public struct AdaptedModel: Sendable {
+        public let model: any TransformerModel
+        public let adapter: LoRAAdapter
+        /// One line for a manifest, e.g. `LoRA r=4 alpha=8 on 28 modules from DIR`.
+        public let description: String
+        /// The adapter's files (adapter_config.json, adapter_model.safetensors), for SHA-256s.
+        public let inputFiles: [String]
+        /// Doubts that did not stop the merge (an adapter naming another base, ...).
+        public let warnings: [String]
+    }
+
+    /// Loads `checkpoint` with the adapter merged into its weights, each changed tensor rounded to
+    /// its stored type, exactly as `irm convert --adapter` would have stored it.
+    public static func load(checkpoint: Checkpoint, adapter: LoRAAdapter) throws -> AdaptedModel {
+        let (tensors, merge) = try adapter.mergedTensors(of: checkpoint)
+        var weights = CheckpointWeights(tensors: tensors, source: "\(checkpoint.path) + \(adapter.directory)")
+        let model = try build(checkpoint: checkpoint, weights: &weights)
+        return AdaptedModel(model: model, adapter: adapter, description: adapter.summary, inputFiles: adapter.inputFiles, warnings: merge.warnings)
+    }
+
+    /// Opens the checkpoint file and loads it with the adapter directory merged.
+    public static func load(path: String, adapterDirectory: String) throws -> AdaptedModel {
+        try load(checkpoint: Checkpoint.open(path: path), adapterDirectory: adapterDirectory)
+    }
+
+    /// Reads the adapter directory, then loads `checkpoint` with it merged.
+    public static func load(checkpoint: Checkpoint, adapterDirectory: String) throws -> AdaptedModel {
+        try load(checkpoint: checkpoint, adapter: LoRAAdapter.load(directory: adapterDirectory))
+    }
+
+    private static func build(checkpoint: Checkpoint, weights: inout CheckpointWeights) throws -> any TransformerModel {
         switch checkpoint.architecture {
-        case .gpt2: model = try GPT2Model(config: checkpoint.config, kind: checkpoint.kind, weights: &weights)
-        case .gptNeoX: model = try GPTNeoXModel(config: checkpoint.config, kind: checkpoint.kind, weights: &weights)
-        case .llama, .mistral, .qwen2:
-            model = try LlamaFamilyModel(config: checkpoint.config, kind: checkpoint.kind, weights: &weights)
+        case .gpt2: try GPT2Model(config: checkpoint.config, kind: checkpoint.kind, weights: &weights)
+        case .gptNeoX: try GPTNeoXModel(config: checkpoint.config, kind: checkpoint.kind, weights: &weights)
+        case .llama, .mistral, .qwen2: try LlamaFamilyModel(config: checkpoint.config, kind: checkpoint.kind, weights: &weights)
         }
-        return model
     }
 }
 

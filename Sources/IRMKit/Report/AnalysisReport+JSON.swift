@@ -68,6 +68,7 @@ extension AnalysisReport {
             "token_reconstruction": tokenReconstructionObject(result.tokenReconstruction),
             "lexicon_recovery": result.lexiconRecovery.map(lexiconRecoveryObject) ?? .null,
             "length_normalized_gain": .array(result.lengthNormalizedGain.map(lengthNormalizedGainObject)),
+            "trl_rewards": result.trainerRewards.map(trainerRewardsObject) ?? undefined("the data has no preference pairs"),
             "kl": kl.map { .object(["mean": number($0.mean), "median": number($0.median), "max": number($0.max)]) }
                 ?? undefined("there are no samples"),
             "empty_responses": integer(result.samples.filter(\.isEmptyResponse).count),
@@ -300,6 +301,14 @@ extension AnalysisReport {
     // MARK: Tokens and length
 
     static let jsonTokenCount = 20
+
+    private static func trainerRewardsObject(_ t: TrainerRewardMetrics) -> JSONValue {
+        var object: JSONObject = ["pairs": integer(t.pairCount), "beta": number(t.beta)]
+        for metric in t.metrics {
+            object[metric.name] = .object(["value": number(metric.value), "ci95": intervalObject(metric.interval)])
+        }
+        return .object(object)
+    }
 
     private static func tokenObject(_ effect: TokenReconstruction.TokenEffect) -> JSONValue {
         .object(["token_id": integer(Int(effect.tokenID)), "token": .string(effect.text), "count": integer(effect.count),

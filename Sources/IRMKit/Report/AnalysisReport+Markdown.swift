@@ -78,6 +78,7 @@ extension AnalysisReport {
         var blocks: [ReportBlock] = [.heading(reportTitle, level: 1), .paragraph(introduction(result))]
         blocks += inputsSection(result)
         blocks += dataSection(result)
+        blocks += trainerRewardsSection(result)
         blocks += fitStatisticsSection(result)
         blocks += attributionSection(result, figure: figure)
         blocks += divergenceSection(result, figure: figure)
@@ -172,6 +173,20 @@ extension AnalysisReport {
             table.append(["groups (\(field))", counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")])
         }
         return [.heading("Data", level: 2), .table(table)]
+    }
+
+    /// What TRL's DPOTrainer would log for these pairs.
+    private static func trainerRewardsSection(_ result: AnalysisResult) -> [ReportBlock] {
+        guard let t = result.trainerRewards else { return [] }
+        var table = ReportTable(["metric", "value", "95% CI"], labelColumns: [0])
+        for metric in t.metrics {
+            table.append([ReportTable.codeSpan(metric.name), shown(metric.value), metric.interval.map { interval($0.lower, $0.upper) } ?? "—"])
+        }
+        return [
+            .heading("Implicit reward as TRL logs it", level: 2),
+            .paragraph("Over the \(t.pairCount) preference pairs, with r = β·Σ_t (log π_after − log π_before) summed over each response (β = \(shown(t.beta))): the means of r(chosen), r(rejected) and their margin, and the share of pairs with r(chosen) > r(rejected), as TRL's DPOTrainer logs them; 95% bootstrap intervals over pairs."),
+            .table(table),
+        ]
     }
 
     // MARK: Fits

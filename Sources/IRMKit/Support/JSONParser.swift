@@ -1,20 +1,45 @@
 import Foundation
 
+/// A tree that JSON text can be parsed into: `JSONValue` (keys in a dictionary), or a type that keeps
+/// the order of an object's keys, as Python's `json.loads` does (chat-template values).
+protocol JSONTree {
+    static var jsonNull: Self { get }
+    static func jsonBool(_ value: Bool) -> Self
+    static func jsonInteger(_ value: Int64) -> Self
+    static func jsonDouble(_ value: Double) -> Self
+    static func jsonString(_ value: String) -> Self
+    static func jsonArray(_ items: [Self]) -> Self
+    /// The members in the order of the text; keys are unique (the parser rejects duplicates).
+    static func jsonObject(_ members: [(String, Self)]) -> Self
+}
+
+extension JSONValue: JSONTree {
+    static var jsonNull: JSONValue { .null }
+    static func jsonBool(_ value: Bool) -> JSONValue { .bool(value) }
+    static func jsonInteger(_ value: Int64) -> JSONValue { .int(value) }
+    static func jsonDouble(_ value: Double) -> JSONValue { .double(value) }
+    static func jsonString(_ value: String) -> JSONValue { .string(value) }
+    static func jsonArray(_ items: [JSONValue]) -> JSONValue { .array(items) }
+    static func jsonObject(_ members: [(String, JSONValue)]) -> JSONValue {
+        .object(Dictionary(members, uniquingKeysWith: { _, last in last }))
+    }
+}
+
 /// A strict RFC 8259 parser over UTF-8 bytes. Integers that fit in Int64 stay integers; everything
 /// else numeric becomes a Double. Errors carry the line and column.
-struct JSONParser {
+struct JSONParser<Value: JSONTree> {
     let bytes: [UInt8]
     let source: String
     var index = 0
     var depth = 0
-    static let maximumDepth = 512
+    static var maximumDepth: Int { 512 }
 
     init(bytes: [UInt8], source: String) {
         self.bytes = bytes
         self.source = source
     }
 
-    mutating func parseDocument() throws -> JSONValue {
+    mutating func parseDocument() throws -> Value {
         skipWhitespace()
         let value = try parseValue()
         skipWhitespace()
@@ -39,15 +64,15 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseValue() throws -> JSONValue {
+    private mutating func parseValue() throws -> Value {
         guard index < bytes.count else { throw failure("expected a value, found the end of the text") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject()
         case UInt8(ascii: "["): return try parseArray()
-        case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "\""): return Value.jsonString(try parseString())
+        case UInt8(ascii: "t"): try expectLiteral("true"); return Value.jsonBool(true)
+        case UInt8(ascii: "f"): try expectLiteral("false"); return Value.jsonBool(false)
+        case UInt8(ascii: "n"): try expectLiteral("null"); return Value.jsonNull
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
         case UInt8(ascii: "N"), UInt8(ascii: "I"):
             throw failure("NaN and Infinity are not JSON; write null or a finite number")
@@ -69,13 +94,14 @@ struct JSONParser {
         if depth > JSONParser.maximumDepth { throw failure("nesting deeper than \(JSONParser.maximumDepth) levels") }
     }
 
-    private mutating func parseObject() throws -> JSONValue {
+    private mutating func parseObject() throws -> Value {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var result: [String: JSONValue] = [:]
+        var result: [(String, Value)] = []
+        var keys: Set<String> = []
         skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(result) }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return Value.jsonObject(result) }
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw failure("expected a string key") }
@@ -85,30 +111,30 @@ struct JSONParser {
             index += 1
             skipWhitespace()
             let value = try parseValue()
-            if result[key] != nil { throw failure("duplicate key \"\(key)\"") }
-            result[key] = value
+            guard keys.insert(key).inserted else { throw failure("duplicate key \"\(key)\"") }
+            result.append((key, value))
             skipWhitespace()
             guard index < bytes.count else { throw failure("unterminated object") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(result) }
+            if bytes[index] == UInt8(ascii: "}") { index += 1; return Value.jsonObject(result) }
             throw failure("expected ',' or '}' in an object")
         }
     }
 
-    private mutating func parseArray() throws -> JSONValue {
+    private mutating func parseArray() throws -> Value {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var result: [JSONValue] = []
+        var result: [Value] = []
         skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(result) }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return Value.jsonArray(result) }
         while true {
             skipWhitespace()
             result.append(try parseValue())
             skipWhitespace()
             guard index < bytes.count else { throw failure("unterminated array") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(result) }
+            if bytes[index] == UInt8(ascii: "]") { index += 1; return Value.jsonArray(result) }
             throw failure("expected ',' or ']' in an array")
         }
     }
@@ -182,7 +208,7 @@ struct JSONParser {
         return String(decoding: out, as: UTF8.self)
     }
 
-    private mutating func parseNumber() throws -> JSONValue {
+    private mutating func parseNumber() throws -> Value {
         let start = index
         var isInteger = true
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
@@ -209,8 +235,8 @@ struct JSONParser {
             guard digits() > 0 else { throw failure("expected digits in the exponent") }
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
-        if isInteger, let value = Int64(text) { return .int(value) }
+        if isInteger, let value = Int64(text) { return Value.jsonInteger(value) }
         guard let value = Double(text) else { throw failure("number out of range") }
-        return .double(value)
+        return Value.jsonDouble(value)
     }
 }

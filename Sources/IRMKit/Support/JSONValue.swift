@@ -15,11 +15,16 @@ public enum JSONValue: Equatable, Sendable {
     /// Parses UTF-8 JSON text. `source` names the file (and object) in error messages, which give
     /// the line and column of the first problem.
     public static func parse(_ data: Data, source: String) throws -> JSONValue {
+        try parseTree(data, source: source)
+    }
+
+    /// Parses UTF-8 JSON text into any `JSONTree` (for example one that keeps the order of keys).
+    static func parseTree<Tree: JSONTree>(_ data: Data, source: String) throws -> Tree {
         let bytes = [UInt8](data)
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw IRMError("\(source): expected UTF-8 JSON text, found bytes that are not valid UTF-8")
         }
-        var parser = JSONParser(bytes: bytes, source: source)
+        var parser = JSONParser<Tree>(bytes: bytes, source: source)
         return try parser.parseDocument()
     }
 

@@ -114,6 +114,35 @@ public final class Tokenizer: Sendable {
     /// The first special token the post-processor prepends, if any.
     public var bosTokenId: Int32? { prefixSpecialTokenIds.first }
 
+    /// `text` without the special tokens the tokenizer would find in it (`</s>`, `<|eot_id|>`, …):
+    /// what a reader sees, for the text features. Only the tokens' own text is removed (the
+    /// whitespace an `lstrip`/`rstrip` token would swallow stays).
+    public func removingSpecialTokens(from text: String) -> String {
+        let scalars = Tokenizer.unicodeScalars(of: text)
+        var out = String.UnicodeScalarView()
+        for split in addedVocabulary.rawMatcher.split(scalars, range: 0..<scalars.count) {
+            if let token = split.token, token.isSpecial {
+                let content = Array(token.content.unicodeScalars)
+                // Keep what the match swallowed around the token's own text.
+                if let start = Self.firstIndex(of: content, in: scalars, within: split.range) {
+                    out.append(contentsOf: scalars[split.range.lowerBound..<start])
+                    out.append(contentsOf: scalars[(start + content.count)..<split.range.upperBound])
+                }
+                continue
+            }
+            out.append(contentsOf: scalars[split.range])
+        }
+        return String(out)
+    }
+
+    private static func firstIndex(of needle: [Unicode.Scalar], in haystack: [Unicode.Scalar], within range: Range<Int>) -> Int? {
+        guard needle.count <= range.count else { return nil }
+        for start in range.lowerBound...(range.upperBound - needle.count) where haystack[start..<(start + needle.count)].elementsEqual(needle) {
+            return start
+        }
+        return nil
+    }
+
     // MARK: Encoding
 
     /// Encodes `text` as Hugging Face's `Tokenizer.encode(text, add_special_tokens=...)` does.

@@ -47,6 +47,8 @@ final class AnalysisPipelineTests: XCTestCase {
         options.bootstrapReplicates = 50
         options.beforeLabel = "sharp-neox"
         options.afterLabel = "sharp-neox-sequential"
+        // The fixture's log-probs are of the prompt and response tokenised apart (make_analysis_fixtures.py).
+        options.sequences.convention = .separate
         return options
     }
 
@@ -140,7 +142,7 @@ final class AnalysisPipelineTests: XCTestCase {
         let cosines = try XCTUnwrap(kimSeo.features.column(named: "hidden_state_cosine"))
         let referenceCosines = try XCTUnwrap(kimSeo.features.column(named: "reference_hidden_state_cosine"))
         let kimSeoInputs = samples.indices.map { i in
-            FeatureInput(prompt: samples[i].prompt ?? "", response: samples[i].response ?? "",
+            FeatureInput(prompt: samples[i].promptText ?? "", response: samples[i].responseText ?? "",
                          reference: samples[i].field("reference")?.stringValue, qtype: samples[i].field("qtype")?.stringValue,
                          hiddenStateCosine: cosines[i], referenceHiddenStateCosine: referenceCosines[i])
         }

@@ -68,7 +68,8 @@ final class ScoreCommandTests: XCTestCase {
             }
             let data = try writeData(lines, in: dir)
             let out = dir.appendingPathComponent("\(name).jsonl").path
-            let result = try CommandRunner.run(["score", "--model", model, "--data", data, "--out", out])
+            // The fixtures tokenise prompt and response apart (make_logprob_fixtures.py).
+            let result = try CommandRunner.run(["score", "--model", model, "--data", data, "--out", out, "--convention", "separate"])
             XCTAssertEqual(result.status, 0, result.stderr)
             for (line, expected) in zip(try readLines(out), fixture.samples) {
                 XCTAssertEqual(line["prompt_ids"]?.arrayValue?.compactMap(\.intValue), expected.promptIds.map(Int.init), "\(name) \(expected.id)")
