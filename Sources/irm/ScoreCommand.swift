@@ -58,7 +58,7 @@ struct ScoreCommand: ParsableCommand {
             let needsText = samples.contains { ($0.promptIDs == nil && $0.prompt != nil) || ($0.responseIDs == nil && $0.response != nil) }
             let tokenizer = needsText ? try Tokenizer(json: checkpoint.tokenizerJSON, sourceDescription: "\(model): /tokenizer/tokenizer.json") : nil
             let formatting = try ChatFormatting(checkpoint: checkpoint, templatePath: sequence.chatTemplate, date: try sequence.date())
-            let (scoring, warnings) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: sequenceOptions,
+            let (scoring, warnings, _) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: sequenceOptions,
                                                             source: data).build(samples)
             for warning in warnings { FileHandle.standardError.write(Data("irm: warning: \(warning)\n".utf8)) }
 

@@ -10,7 +10,12 @@ struct TokenizeCommand: ParsableCommand {
             Each input gives one JSON object per line: {"ids": [...], "offsets": [[start, end], ...], "tokens": [...]}. \
             Offsets are Unicode scalar indices into the input (Python str indices, as Hugging Face reports them). \
             A JSONL record with "prompt" and "response" prints {"prompt": {...}, "response": {...}}: the prompt \
-            encoded with special tokens and the response without, which is how irm scores the pair.
+            encoded with special tokens and the response without.
+
+            --data FILE (with --model) reads a data file in any format of docs/data-formats.md, chat messages \
+            included, and prints, per sample, the sequence that --convention scores: {"id", "role", "format", \
+            "text", "prompt_end", "ids", "tokens"}, where "text" is the rendered, tokenised sequence decoded with \
+            its special tokens and the first "prompt_end" ids are the prompt.
             """)
 
     @Option(help: "The irm checkpoint (.h5) whose embedded tokenizer to use.")
@@ -25,6 +30,11 @@ struct TokenizeCommand: ParsableCommand {
     @Option(help: "A JSON Lines file of {\"text\": ...} or {\"prompt\": ..., \"response\": ...} records.")
     var file: String?
 
+    @Option(help: "A data file (any format of docs/data-formats.md; needs --model): print the scored sequence of each sample.")
+    var data: String?
+
+    @OptionGroup var sequence: SequenceArguments
+
     @Flag(name: .customLong("no-special"), help: "Do not add the post-processor's special tokens (such as <s>).")
     var noSpecial = false
 
@@ -35,13 +45,28 @@ struct TokenizeCommand: ParsableCommand {
         guard (model == nil) != (tokenizer == nil) else {
             throw ValidationError("Give exactly one of --model and --tokenizer.")
         }
-        guard (text == nil) != (file == nil) else {
-            throw ValidationError("Give exactly one of --text and --file.")
+        guard [text != nil, file != nil, data != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("Give exactly one of --text, --file and --data.")
+        }
+        if data != nil && model == nil {
+            throw ValidationError("--data needs --model (the checkpoint's tokenizer and chat template).")
         }
     }
 
     func run() throws {
         try runReportingErrors {
+            if let data, let model {
+                let checkpoint = try Checkpoint.open(path: model)
+                let tokenizer = try Tokenizer(json: checkpoint.tokenizerJSON, sourceDescription: "\(model): /tokenizer/tokenizer.json")
+                let formatting = try ChatFormatting(checkpoint: checkpoint, templatePath: sequence.chatTemplate, date: try sequence.date())
+                let samples = try SampleFile.read(path: data)
+                let (sequences, warnings, _) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: sequence.options,
+                                                                     source: data).build(samples)
+                for warning in warnings { FileHandle.standardError.write(Data("irm: warning: \(warning)\n".utf8)) }
+                let lines = zip(samples, sequences).map { SequenceLines.line($0, $1, tokenizer: tokenizer) }
+                FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+                return
+            }
             let loaded: Tokenizer
             if let model {
                 let checkpoint = try Checkpoint.open(path: model)

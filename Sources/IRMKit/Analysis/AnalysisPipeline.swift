@@ -113,7 +113,7 @@ public enum AnalysisPipeline {
 
         let formatting = try ChatFormatting(checkpoint: before, templatePath: options.chatTemplatePath, date: options.templateDate)
         if let path = options.chatTemplatePath { inputs.append(try inputFile("chat-template", path, summary: "chat template")) }
-        let (scoring, sequenceWarnings) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: options.sequences,
+        let (scoring, sequenceWarnings, renderedTemplate) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: options.sequences,
                                                                 source: options.dataPath).build(samples)
         warnings += sequenceWarnings
         let scorer = LogProbScorer(options: options.scoring)
@@ -269,7 +269,7 @@ public enum AnalysisPipeline {
                                                       bootstrapReplicates: options.bootstrapReplicates, seed: options.seed)
 
         return AnalysisResult(
-            options: recordedOptions(options, beta: beta, rewardSource: rewardSource), toolVersion: IRMVersion.string, inputs: inputs,
+            options: recordedOptions(options, beta: beta, rewardSource: rewardSource, renderedTemplate: renderedTemplate), toolVersion: IRMVersion.string, inputs: inputs,
             beta: beta, aggregation: options.aggregation, rewardSource: rewardSource, groupField: options.groupBy,
             samples: rows, pairs: pairs, features: features, targets: targets, divergence: divergence,
             tokenReconstruction: reconstruction, lexiconRecovery: lexiconRecovery, lengthNormalizedGain: gains,
@@ -438,7 +438,8 @@ public enum AnalysisPipeline {
     }
 
     /// The options as the manifest records them.
-    private static func recordedOptions(_ o: AnalysisOptions, beta: Double, rewardSource: AnalysisResult.RewardSource) -> [(key: String, value: String)] {
+    private static func recordedOptions(_ o: AnalysisOptions, beta: Double, rewardSource: AnalysisResult.RewardSource,
+                                        renderedTemplate: Bool) -> [(key: String, value: String)] {
         var out: [(String, String)] = [
             ("after", o.afterPath), ("before", o.beforePath), ("data", o.dataPath),
             ("beta", "\(beta)"), ("reward_type", o.aggregation.rawValue),
@@ -450,8 +451,9 @@ public enum AnalysisPipeline {
             ("tokens_per_batch", String(o.scoring.tokensPerBatch)), ("share_prompts", String(o.scoring.sharePrompts)),
             ("convention", o.sequences.convention.rawValue), ("eos", o.sequences.eos.rawValue),
             ("max_length", o.sequences.resolvedMaxLength.map(String.init) ?? "none"),
-            ("template_date", ChatFormatting.dateText(o.templateDate)),
         ]
+        // The date changes a rendering only through strftime_now; recorded when a template was rendered.
+        if renderedTemplate { out.append(("template_date", ChatFormatting.dateText(o.templateDate))) }
         if let template = o.chatTemplatePath { out.append(("chat_template", template)) }
         if let adapter = o.beforeAdapterPath { out.append(("before_adapter", adapter)) }
         if let adapter = o.afterAdapterPath { out.append(("after_adapter", adapter)) }

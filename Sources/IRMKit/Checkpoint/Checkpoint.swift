@@ -148,3 +148,35 @@ public final class Checkpoint {
         try TokenizerSummary(json: tokenizerJSON, source: "\(path): /tokenizer/tokenizer.json")
     }
 }
+
+extension Checkpoint {
+    /// The chat template as transformers loads it: the stored chat_template.jinja first, else the
+    /// `chat_template` of tokenizer_config.json (a string, or the `default` entry of a list of
+    /// named templates). nil when there is none.
+    public func storedChatTemplate() throws -> (origin: String, text: String)? {
+        if let chatTemplate { return ("\(path): /tokenizer/chat_template.jinja", chatTemplate) }
+        guard let configText = tokenizerConfigJSON else { return nil }
+        let source = "\(path): /tokenizer/tokenizer_config.json"
+        let config = try JSONValue.parse(configText, source: source)
+        return try Self.chatTemplate(in: config, source: source).map { ("\(source): chat_template", $0) }
+    }
+
+    /// The `chat_template` entry of a tokenizer_config.json.
+    public static func chatTemplate(in config: JSONValue, source: String) throws -> String? {
+        switch config["chat_template"] {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        case .array(let named)?:
+            let templates = named.compactMap { entry -> (String, String)? in
+                guard let name = entry["name"]?.stringValue, let text = entry["template"]?.stringValue else { return nil }
+                return (name, text)
+            }
+            guard let chosen = templates.first(where: { $0.0 == "default" }) ?? templates.first else {
+                throw IRMError("\(source): \"chat_template\" is a list without {\"name\", \"template\"} entries")
+            }
+            return chosen.1
+        case let other?:
+            throw IRMError("\(source): \"chat_template\" should be a string or a list of named templates, found \(other.brief)")
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import ChatTemplate
 import Foundation
 
 /// Everything `irm inspect` reports about a checkpoint, as a value that renders to text or JSON.
@@ -41,6 +42,9 @@ public struct CheckpointInspection: Sendable, Codable {
     public let parameterCount: Int
     public let tensors: [TensorInfo]
     public let tokenizer: TokenizerSummary
+    /// Where the chat template is and how long it is, e.g. `chat_template.jinja, 1820 characters`;
+    /// nil without one.
+    public let chatTemplate: String?
     public let provenance: Provenance
     public let problems: [TensorProblem]
     /// Warnings that do not make the checkpoint unusable.
@@ -68,6 +72,17 @@ public struct CheckpointInspection: Sendable, Codable {
         parameterCount = checkpoint.parameterCount
         tensors = checkpoint.tensors
         tokenizer = try checkpoint.tokenizerSummary()
+        var templateWarning: String? = nil
+        if let (origin, text) = try checkpoint.storedChatTemplate() {
+            chatTemplate = "\(origin), \(text.count) characters"
+            do {
+                _ = try ChatTemplate(source: text)
+            } catch {
+                templateWarning = "the chat template (\(origin)) cannot be used: \(error.description); conversational data needs --chat-template"
+            }
+        } else {
+            chatTemplate = nil
+        }
         provenance = checkpoint.provenance
         problems = checkpoint.tensorProblems()
         var warnings: [String] = []
@@ -77,6 +92,7 @@ public struct CheckpointInspection: Sendable, Codable {
         if let scaling = c.ropeScalingType {
             warnings.append("RoPE scaling \"\(scaling)\" is recorded but irm computes plain RoPE")
         }
+        if let templateWarning { warnings.append(templateWarning) }
         self.warnings = warnings
         if checkValues {
             var found: [NonFinite] = []
@@ -134,6 +150,7 @@ public struct CheckpointInspection: Sendable, Codable {
         lines.append("  type          \(tokenizer.modelType), \(tokenizer.style)\(tokenizer.byteFallback ? ", byte fallback" : "")")
         lines.append("  vocabulary    \(tokenizer.vocabularySize) (\(tokenizer.addedTokenCount) added tokens)")
         lines.append("  prepends      \(tokenizer.prependedToken ?? "nothing")")
+        lines.append("  chat template \(chatTemplate ?? "none")")
         lines.append("")
         lines.append("provenance")
         if provenance.isEmpty { lines.append("  (none recorded)") }

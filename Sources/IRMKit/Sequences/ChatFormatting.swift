@@ -13,11 +13,16 @@ public struct ChatFormatting: Sendable {
     public var specialTokens: [String: String]
     /// The date `strftime_now` renders (templates such as Llama 3.1's print today's date).
     public var date: Date
+    /// Why the checkpoint's template cannot be used (it does not parse); reported only when a
+    /// sample needs the template, so that text data still runs.
+    public var templateProblem: String?
 
     public var bosToken: String? { specialTokens["bos_token"] }
     public var eosToken: String? { specialTokens["eos_token"] }
 
-    public init(template: ChatTemplate?, templateSource: String?, specialTokens: [String: String], date: Date) {
+    public init(template: ChatTemplate?, templateSource: String?, specialTokens: [String: String], date: Date,
+                templateProblem: String? = nil) {
+        self.templateProblem = templateProblem
         self.template = template
         self.templateSource = templateSource
         self.specialTokens = specialTokens
@@ -31,31 +36,22 @@ public struct ChatFormatting: Sendable {
     /// tokenizer_config.json holding one).
     public init(checkpoint: Checkpoint, templatePath: String? = nil, date: Date) throws {
         var tokens: [String: String] = [:]
-        var templateText: String? = nil
-        var source: String? = nil
         if let text = checkpoint.tokenizerConfigJSON {
-            let where_ = "\(checkpoint.path): /tokenizer/tokenizer_config.json"
-            let config = try JSONValue.parse(text, source: where_)
+            let config = try JSONValue.parse(text, source: "\(checkpoint.path): /tokenizer/tokenizer_config.json")
             for (key, value) in config.objectValue ?? [:] where key.hasSuffix("_token") {
                 if let token = value.stringValue ?? value["content"]?.stringValue { tokens[key] = token }
             }
-            if let t = try Self.templateText(config, source: where_) {
-                templateText = t
-                source = "\(where_): chat_template"
-            }
         }
-        // As in transformers, a chat_template.jinja file takes priority over tokenizer_config.json.
-        if let stored = checkpoint.chatTemplate {
-            templateText = stored
-            source = "\(checkpoint.path): /tokenizer/chat_template.jinja"
-        }
+        let stored = try checkpoint.storedChatTemplate()
+        var templateText = stored?.text
+        var source = stored?.origin
         if let templatePath {
             guard let data = FileManager.default.contents(atPath: templatePath), let text = String(data: data, encoding: .utf8) else {
                 throw IRMError("--chat-template \(templatePath): cannot be read as UTF-8 text")
             }
             if templatePath.hasSuffix(".json") {
                 let config = try JSONValue.parse(text, source: templatePath)
-                guard let t = try Self.templateText(config, source: templatePath) else {
+                guard let t = try Checkpoint.chatTemplate(in: config, source: templatePath) else {
                     throw IRMError("\(templatePath): has no \"chat_template\"")
                 }
                 templateText = t
@@ -68,16 +64,15 @@ public struct ChatFormatting: Sendable {
            let token = tokenizer.tokenString(Int32(truncatingIfNeeded: id)) {
             tokens["eos_token"] = token
         }
-        let template = try templateText.map { try Self.parse($0, origin: source ?? "chat template") }
-        self.init(template: template, templateSource: source, specialTokens: tokens, date: date)
-    }
-
-    private static func parse(_ text: String, origin: String) throws -> ChatTemplate {
-        do {
-            return try ChatTemplate(source: text)
-        } catch {
-            throw IRMError("\(origin): \(error.description)")
+        var template: ChatTemplate? = nil, problem: String? = nil
+        if let templateText {
+            do {
+                template = try ChatTemplate(source: templateText)
+            } catch {
+                problem = "\(source ?? "the chat template"): \(error.description)"
+            }
         }
+        self.init(template: template, templateSource: source, specialTokens: tokens, date: date, templateProblem: problem)
     }
 
     /// `YYYY-MM-DD` in UTC.
@@ -97,28 +92,11 @@ public struct ChatFormatting: Sendable {
         return date
     }
 
-    private static func templateText(_ config: JSONValue, source: String) throws -> String? {
-        switch config["chat_template"] {
-        case nil, .null?: return nil
-        case .string(let text)?: return text
-        case .array(let named)?:
-            let templates = named.compactMap { entry -> (String, String)? in
-                guard let name = entry["name"]?.stringValue, let text = entry["template"]?.stringValue else { return nil }
-                return (name, text)
-            }
-            guard let chosen = templates.first(where: { $0.0 == "default" }) ?? templates.first else {
-                throw IRMError("\(source): \"chat_template\" is a list without {\"name\", \"template\"} entries")
-            }
-            return chosen.1
-        case let other?:
-            throw IRMError("\(source): \"chat_template\" should be a string or a list of named templates, found \(other.brief)")
-        }
-    }
-
     /// Renders messages as transformers' `apply_chat_template(messages, tokenize=False, ...)` does
     /// (`chatContext` normalises the messages as transformers does).
     public func render(_ messages: [TemplateValue], addGenerationPrompt: Bool, tools: [TemplateValue]?, sample: String) throws -> String {
         guard let template else {
+            if let templateProblem { throw IRMError("\(sample): the chat template cannot be used: \(templateProblem)") }
             throw IRMError("\(sample): conversational data needs a chat template, and the checkpoint has none (no \"chat_template\" in its tokenizer_config.json); pass --chat-template FILE")
         }
         let context = ChatTemplate.chatContext(messages: messages, addGenerationPrompt: addGenerationPrompt,

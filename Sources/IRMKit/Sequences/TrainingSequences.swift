@@ -58,8 +58,9 @@ public struct TrainingSequences {
         self.source = source
     }
 
-    /// The sequences, one per sample in order, and warnings about what was done to them.
-    public func build(_ samples: [Sample]) throws -> (sequences: [ScoringSample], warnings: [String]) {
+    /// The sequences, one per sample in order, warnings about what was done to them, and whether a
+    /// chat template was rendered (so that its date matters).
+    public func build(_ samples: [Sample]) throws -> (sequences: [ScoringSample], warnings: [String], renderedTemplate: Bool) {
         var notes = Notes()
         var out: [ScoringSample] = []
         out.reserveCapacity(samples.count)
@@ -76,7 +77,7 @@ public struct TrainingSequences {
         if let maxLength = options.resolvedMaxLength {
             checkLength(out, samples: samples, maxLength: maxLength, notes: &notes)
         }
-        return (out, notes.messages(convention: options.convention))
+        return (out, notes.messages(convention: options.convention), notes.renderedTemplate)
     }
 
     // MARK: Conventions
@@ -117,7 +118,7 @@ public struct TrainingSequences {
         var fullIDs: [[Int32]] = []
         switch group[0].prompt {
         case .messages(let prompt)?:
-            let formatting = try requireFormatting(names[0])
+            let formatting = try requireFormatting(names[0], notes: &notes)
             promptIDs = tokenizer.encode(try formatting.render(prompt, addGenerationPrompt: true, tools: group[0].tools, sample: names[0]),
                                          addSpecialTokens: false).ids
             for (sample, name) in zip(group, names) {
@@ -155,7 +156,7 @@ public struct TrainingSequences {
                 promptIDs = encodeGuardingBOS(prompt, tokenizer: tokenizer, notes: &notes)
                 responseIDs = tokenizer.encode(response, addSpecialTokens: false).ids
             case (.messages(let prompt)?, .messages(let response)?):
-                let formatting = try requireFormatting(name)
+                let formatting = try requireFormatting(name, notes: &notes)
                 let promptText = try formatting.render(prompt, addGenerationPrompt: true, tools: sample.tools, sample: name)
                 let fullText = try formatting.render(prompt + response, addGenerationPrompt: false, tools: sample.tools, sample: name)
                 let split = Self.commonPrefixLength(Array(promptText.unicodeScalars), Array(fullText.unicodeScalars))
@@ -173,7 +174,7 @@ public struct TrainingSequences {
     /// RewardBench 0.1.4 (`rewardbench/utils.py` `prepare_dialogue_from_tokenizer`,
     /// `rewardbench/dpo.py` `tokenize_row` and `build_tokenized_answer`).
     private func rewardBench(_ group: [Sample], names: [String], tokenizer: Tokenizer, notes: inout Notes) throws -> [ScoringSample] {
-        let formatting = try requireFormatting(names[0])
+        let formatting = try requireFormatting(names[0], notes: &notes)
         // The prompt's turns, with roles reassigned user, assistant, user, … as RewardBench does.
         var turns: [TemplateValue]
         switch group[0].prompt {
@@ -193,7 +194,6 @@ public struct TrainingSequences {
         guard let bos = try bosID(tokenizer: tokenizer) else {
             throw IRMError("\(names[0]): RewardBench puts the tokenizer's BOS before every prompt, and this tokenizer has none (no bos_token in tokenizer_config.json); use --convention trl or separate")
         }
-        if let bosText = formatting.bosToken, promptText.hasPrefix(bosText) { notes.rewardBenchDoubleBOS += group.count }
         let appendEOS = options.eos != .never
         let eos = appendEOS ? try eosID(names[0]) : nil
         var built: [(prompt: [Int32], answer: [Int32])] = []
@@ -213,6 +213,7 @@ public struct TrainingSequences {
             let rest = promptText.isEmpty ? fullText : fullText.replacingOccurrences(of: promptText, with: "")
             let full = tokenizer.encode(promptText + rest, addSpecialTokens: false).ids
             let alone = tokenizer.encode(promptText, addSpecialTokens: false).ids
+            if alone.contains(bos) { notes.rewardBenchDoubleBOS += 1 }
             var start = min(alone.count, full.count)
             // The boundary fix moves back one token only, however far the two disagree.
             if Array(full.prefix(alone.count)) != alone { start = max(start - 1, 0) }
@@ -267,11 +268,15 @@ public struct TrainingSequences {
         return tokenizer
     }
 
-    private func requireFormatting(_ name: String) throws -> ChatFormatting {
+    private func requireFormatting(_ name: String, notes: inout Notes) throws -> ChatFormatting {
+        if let problem = formatting?.templateProblem, formatting?.template == nil {
+            throw IRMError("\(name): the chat template cannot be used: \(problem)")
+        }
         guard let formatting, formatting.template != nil else {
             let why = options.convention == .rewardbench ? "RewardBench renders every prompt with the chat template" : "conversational data is rendered with the chat template"
             throw IRMError("\(name): \(why), and the checkpoint has none (no \"chat_template\" in its tokenizer_config.json); pass --chat-template FILE (a .jinja file or a tokenizer_config.json)")
         }
+        notes.renderedTemplate = true
         return formatting
     }
 
@@ -312,6 +317,7 @@ public struct TrainingSequences {
         var rewardBenchDoubleBOS = 0
         var rewardBenchTruncated = 0
         var longerThanMaxLength: (count: Int, maxLength: Int, listed: String)? = nil
+        var renderedTemplate = false
 
         func messages(convention: ScoringConvention) -> [String] {
             var out: [String] = []
@@ -322,7 +328,7 @@ public struct TrainingSequences {
                 out.append("for \(boundaryMoved) response\(boundaryMoved == 1 ? "" : "s") the tokenised prompt is not a prefix of the tokenised prompt + response (tokens merge across the boundary, or the template renders the prompt differently alone); as TRL does, the response starts where they diverge")
             }
             if rewardBenchDoubleBOS > 0 {
-                out.append("RewardBench puts a BOS before the templated prompt, which already starts with one: \(rewardBenchDoubleBOS) sequence\(rewardBenchDoubleBOS == 1 ? "" : "s") start with two (its behaviour, kept by --convention rewardbench)")
+                out.append("RewardBench puts a BOS before the templated prompt, which already holds one: \(rewardBenchDoubleBOS) sequence\(rewardBenchDoubleBOS == 1 ? " has" : "s have") two (its behaviour, kept by --convention rewardbench)")
             }
             if rewardBenchTruncated > 0 {
                 out.append("\(rewardBenchTruncated) prompt\(rewardBenchTruncated == 1 ? " was" : "s were") cut to their last 128 tokens, as RewardBench does past 2048 tokens")

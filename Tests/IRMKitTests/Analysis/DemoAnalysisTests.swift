@@ -23,6 +23,7 @@ final class DemoAnalysisTests: XCTestCase {
         options.reward = .rewardModel(path: Fixtures.repositoryPath("checkpoints/demo/rm.h5"))
         options.compareWithLexicon = true
         options.bootstrapReplicates = 200
+        options.sequences.convention = .separate  // as scripts/demo: the demo's RL scored responses apart
         return options
     }
 

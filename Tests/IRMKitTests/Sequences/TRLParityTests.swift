@@ -106,4 +106,64 @@ final class TRLParityTests: XCTestCase {
         XCTAssertEqual(built[2 * space].responseIDs.first.flatMap(tokenizer.tokenString), "▁▁")
         XCTAssertEqual(expected.pairs[space].chosenIds.first.flatMap(tokenizer.tokenString), "s▁")
     }
+
+    // MARK: RewardBench
+
+    struct RewardBenchExpected: Decodable {
+        let pairs: [Pair]
+        struct Pair: Decodable {
+            let id: String
+            let error: String?
+            let chosenPromptIds: [Int32]?
+            let chosenIds: [Int32]?
+            let rejectedPromptIds: [Int32]?
+            let rejectedIds: [Int32]?
+            let chosenLogratio: Double?
+            let rejectedLogratio: Double?
+        }
+    }
+
+    /// `--convention rewardbench` against RewardBench 0.1.4's own `prepare_dialogue_from_tokenizer`,
+    /// `tokenize_row` and `inference_step` (scripts/fixtures/make_rewardbench_fixtures.py): its ids,
+    /// quirks included (the double BOS, the EOS after the template's `</s>`), and its log-ratios.
+    func testRewardBenchConventionMatchesRewardBench() throws {
+        let family = try family("llama")
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let scorer = LogProbScorer(options: ScoringOptions(threads: 1))
+        let after = try ModelLoading.load(checkpoint: family.after), before = try ModelLoading.load(checkpoint: family.before)
+        let tokenizer = try Tokenizer(json: family.before.tokenizerJSON, sourceDescription: "before")
+        let formatting = try ChatFormatting(checkpoint: family.before, date: Date(timeIntervalSince1970: 0))
+        var options = SequenceOptions()
+        options.convention = .rewardbench
+        var compared = 0
+        for format in ["standard", "conversational"] {
+            let expected = try decoder.decode(RewardBenchExpected.self, from: Data(contentsOf: family.directory.appendingPathComponent("expected-rewardbench-\(format).json")))
+            let samples = try SampleFile.read(path: family.directory.appendingPathComponent("\(format).jsonl").path)
+            for (k, pair) in expected.pairs.enumerated() {
+                let builder = TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: options, source: format)
+                let group = Array(samples[(2 * k)..<(2 * k + 2)])
+                XCTAssertEqual(group[0].id, pair.id)
+                if pair.error != nil {
+                    XCTAssertThrowsError(try builder.build(group), "\(format) \(pair.id)") {
+                        XCTAssertTrue("\($0)".contains("the prompt's last turn to be the user's"), "\($0)")
+                    }
+                    continue
+                }
+                let (built, warnings, _) = try builder.build(group)
+                XCTAssertEqual(built[0].promptIDs, pair.chosenPromptIds, "\(format) \(pair.id): chosen prompt ids")
+                XCTAssertEqual(built[0].responseIDs, pair.chosenIds, "\(format) \(pair.id): chosen ids")
+                XCTAssertEqual(built[1].promptIDs, pair.rejectedPromptIds, "\(format) \(pair.id): rejected prompt ids")
+                XCTAssertEqual(built[1].responseIDs, pair.rejectedIds, "\(format) \(pair.id): rejected ids")
+                if format == "conversational" {
+                    XCTAssertTrue(warnings.contains { $0.contains("have two") || $0.contains("has two") }, "\(warnings)")
+                }
+                let comparisons = try scorer.compare(built, after: after, before: before)
+                let ratios = try comparisons.map { try ImplicitReward(after: $0.after.tokens, before: $0.before.tokens, beta: 1).value(.sum) }
+                assertClose(ratios, [pair.chosenLogratio ?? .nan, pair.rejectedLogratio ?? .nan], absolute: 1e-4, "\(format) \(pair.id)")
+                compared += 1
+            }
+        }
+        XCTAssertEqual(compared, 11, "8 standard pairs and 3 of the 4 conversational ones")
+    }
 }
