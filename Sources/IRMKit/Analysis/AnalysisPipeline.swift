@@ -85,7 +85,10 @@ public enum AnalysisPipeline {
         var inputs: [AnalysisResult.InputFile] = []
 
         stage?("reading \(options.dataPath)")
-        let samples = try SampleFile.read(path: options.dataPath)
+        // Read once: standard input (`--data -`) cannot be read again to hash it.
+        let dataBytes = try DataRecords.contents(of: options.dataPath)
+        let samples = try SampleFile.parse(dataBytes, source: DataRecords.sourceName(options.dataPath),
+                                           fileExtension: DataRecords.fileExtension(options.dataPath))
         let pairs = preferencePairs(samples)
 
         stage?("opening the checkpoints")
@@ -109,7 +112,8 @@ public enum AnalysisPipeline {
             guard let adapter else { continue }
             for file in adapter.inputFiles { inputs.append(try inputFile(role, file, summary: adapter.summary)) }
         }
-        inputs.append(try inputFile("data", options.dataPath, summary: "\(samples.count) samples, \(pairs.count) preference pairs"))
+        inputs.append(AnalysisResult.InputFile(role: "data", path: options.dataPath, sha256: SHA256.hex(dataBytes),
+                                               summary: "\(samples.count) samples, \(pairs.count) preference pairs"))
 
         let formatting = try ChatFormatting(checkpoint: before, templatePath: options.chatTemplatePath, date: options.templateDate)
         if let path = options.chatTemplatePath { inputs.append(try inputFile("chat-template", path, summary: "chat template")) }

@@ -40,6 +40,11 @@ public enum DataRecords {
 
     /// Reads `path` (`-` for standard input). Errors name the file and, for a bad record, its number.
     public static func read(path: String) throws -> (records: [DataRecord], layout: Layout) {
+        try parse(try contents(of: path), source: sourceName(path), fileExtension: fileExtension(path))
+    }
+
+    /// The bytes of `path`, or of standard input for `-` (read once: keep them to hash them).
+    public static func contents(of path: String) throws -> Data {
         let data: Data
         if path == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()
@@ -56,9 +61,14 @@ public enum DataRecords {
             }
             data = contents
         }
-        let source = path == "-" ? "standard input" : path
-        return try parse(data, source: source, fileExtension: URL(fileURLWithPath: path).pathExtension.lowercased())
+        return data
     }
+
+    /// How messages name `path`.
+    public static func sourceName(_ path: String) -> String { path == "-" ? "standard input" : path }
+
+    /// The lower-case extension that picks CSV or TSV.
+    public static func fileExtension(_ path: String) -> String { URL(fileURLWithPath: path).pathExtension.lowercased() }
 
     /// Parses file contents. `fileExtension` (lower case, without the dot) picks CSV or TSV; any
     /// other content is JSON, an array when its first character is `[`, else one object per line.

@@ -122,7 +122,7 @@ public enum SampleFile {
     /// number of every bad record (the first few in full).
     public static func read(path: String) throws -> [Sample] {
         let (records, layout) = try DataRecords.read(path: path)
-        return try samples(records, layout: layout, source: path == "-" ? "standard input" : path)
+        return try samples(records, layout: layout, source: DataRecords.sourceName(path))
     }
 
     /// Parses JSON-lines text (or any layout `DataRecords.parse` recognises).

@@ -60,10 +60,29 @@ final class ConventionCommandTests: XCTestCase {
             let (out, result) = try analyze(before: before, after: after, data: "trl/\(family)/\(format).jsonl")
             XCTAssertEqual(result.status, 0, result.stderr)
             assertMetrics(try trlRewards(out), try expectedMetrics("trl/\(family)/expected-\(format).json"), "\(family) \(format)")
+            // Per sample: samples.csv against TRL's rewards/chosen and rewards/rejected of each pair.
+            let expected = try JSONValue.parse(Data(contentsOf: Fixtures.url("trl/\(family)/expected-\(format).json")), source: "expected")
+            let perPair = (expected["pairs"]?.arrayValue ?? []).flatMap { [$0["rewards_chosen"]?.doubleValue ?? .nan, $0["rewards_rejected"]?.doubleValue ?? .nan] }
+            let table = try DataRecords.parse(Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("samples.csv")), source: "samples.csv", fileExtension: "csv")
+            let rewards = table.records.map { JSONValue($0.object["implicit_reward_sum"] ?? .none).doubleValue ?? .nan }
+            XCTAssertEqual(rewards.count, perPair.count)
+            assertClose(rewards, perPair, absolute: 1e-4, "\(family) \(format): samples.csv implicit_reward_sum against TRL")
             let manifest = try String(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("manifest.json"), encoding: .utf8)
             XCTAssertTrue(manifest.contains("\"convention\": \"trl\""), manifest)
             let report = try String(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("report.md"), encoding: .utf8)
             XCTAssertTrue(report.contains("## Implicit reward as TRL logs it"))
+            guard family == "llama" else { continue }
+            // The same data from standard input (`--data -`), hashed as read.
+            let piped = try Fixtures.temporaryDirectory(for: self).appendingPathComponent("piped").path
+            let script = try Fixtures.temporaryDirectory(for: self).appendingPathComponent("pipe.sh")
+            try "cat \"\(Fixtures.path("trl/llama/standard.jsonl"))\" | \"\(CommandRunner.executable.path)\" analyze --before \"\(before)\" --after \"\(after)\" --data - --reward none --beta 0.5 --features \"\(try featuresFile())\" --bootstrap 0 --out \"\(piped)\"\n"
+                .write(to: script, atomically: true, encoding: .utf8)
+            let fromStdin = try runShell(script.path)
+            XCTAssertEqual(fromStdin.status, 0, fromStdin.stderr)
+            XCTAssertEqual(try trlRewards(piped), try trlRewards(out))
+            let sha = SHA256.hex(try Data(contentsOf: Fixtures.url("trl/llama/standard.jsonl")))
+            let manifest2 = try String(contentsOf: URL(fileURLWithPath: piped).appendingPathComponent("manifest.json"), encoding: .utf8)
+            XCTAssertTrue(manifest2.contains(sha), "the manifest holds the SHA-256 of what standard input gave")
         }
     }
 
