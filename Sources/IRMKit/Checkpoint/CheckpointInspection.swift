@@ -74,7 +74,8 @@ public struct CheckpointInspection: Sendable, Codable {
         tokenizer = try checkpoint.tokenizerSummary()
         var templateWarning: String? = nil
         if let (origin, text) = try checkpoint.storedChatTemplate() {
-            chatTemplate = "\(origin), \(text.count) characters"
+            let shown = origin.replacingOccurrences(of: "\(checkpoint.path): /tokenizer/", with: "")
+            chatTemplate = "\(shown), \(text.count) characters"
             do {
                 _ = try ChatTemplate(source: text)
             } catch {

@@ -199,4 +199,30 @@ final class ConventionCommandTests: XCTestCase {
                                         extra: ["--after-adapter", Fixtures.path("lora/llama-all")])
         assertOneLineError(mismatch, contains: ["llama-all"])
     }
+
+    // MARK: Options
+
+    /// `--eos` overrides the convention's rule; `--max-length` is reported, not applied; inspect
+    /// names the chat template.
+    func testEOSRuleMaxLengthAndInspect() throws {
+        let model = try convert("trl/llama/before")
+        let dir = try Fixtures.temporaryDirectory(for: self)
+        let data = dir.appendingPathComponent("d.jsonl")
+        try #"{"prompt": "The film was", "response": " a delight from start to finish."}"#.write(to: data, atomically: true, encoding: .utf8)
+        func lastID(_ extra: [String]) throws -> (Int?, String) {
+            let result = try CommandRunner.run(["tokenize", "--model", model, "--data", data.path] + extra)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            return (try JSONValue.parse(result.stdout, source: "out")["ids"]?.arrayValue?.last?.intValue, result.stderr)
+        }
+        XCTAssertEqual(try lastID([]).0, 2, "TRL appends </s> to a text response")
+        XCTAssertNotEqual(try lastID(["--eos", "never"]).0, 2)
+        XCTAssertNotEqual(try lastID(["--convention", "separate"]).0, 2)
+        XCTAssertEqual(try lastID(["--convention", "separate", "--eos", "always"]).0, 2)
+        let (_, warning) = try lastID(["--max-length", "5"])
+        XCTAssertTrue(warning.contains("longer than max_length 5") && warning.contains("TRL truncates them in training"), warning)
+        let inspect = try CommandRunner.run(["inspect", model])
+        XCTAssertTrue(inspect.stdout.contains("chat template chat_template.jinja"), inspect.stdout)
+        let plain = try CommandRunner.run(["inspect", try convert("hf/llama")])
+        XCTAssertTrue(plain.stdout.contains("chat template none"), plain.stdout)
+    }
 }
