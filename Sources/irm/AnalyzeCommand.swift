@@ -42,7 +42,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "A PEFT LoRA adapter directory merged in memory into --before.")
     var beforeAdapter: String?
 
-    @Option(help: "Prompt/response data (JSON lines).")
+    @Option(help: "Prompt/response data: JSON lines, a JSON array, CSV or TSV, or - for standard input (docs/data-formats.md).")
     var data: String
 
     @Option(help: "The output directory, e.g. analyses/NAME.")

@@ -20,7 +20,7 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "The checkpoint to score with (.h5): a policy or a reward model.")
     var model: String
 
-    @Option(help: "The prompt/response data (JSON lines).")
+    @Option(help: "The prompt/response data: JSON lines, a JSON array, CSV or TSV, or - for standard input (docs/data-formats.md).")
     var data: String
 
     @Option(help: "Where to write the scores (JSON lines).")
