@@ -90,8 +90,8 @@ public struct CheckpointInspection: Sendable, Codable {
         if tokenizer.maxTokenID >= c.vocabSize {
             warnings.append("the tokenizer can produce token id \(tokenizer.maxTokenID), but the embedding has only \(c.vocabSize) rows")
         }
-        if let scaling = c.ropeScalingType {
-            warnings.append("RoPE scaling \"\(scaling)\" is recorded but irm computes plain RoPE")
+        if let limit = c.ropeScaling?.uniformLength, limit < c.maxPositions {
+            warnings.append("RoPE scaling \"\(c.ropeScalingType ?? "")\" switches to its long factors past \(limit) tokens; irm scores sequences up to \(limit) tokens (of the \(c.maxPositions) the config allows)")
         }
         if let templateWarning { warnings.append(templateWarning) }
         self.warnings = warnings

@@ -56,7 +56,12 @@ public struct ModelConfig: Sendable, Equatable {
     public var rotaryDim: Int
     public var ropeTheta: Double
     /// A RoPE scaling type other than `default`, which irm records but does not compute.
-    public var ropeScalingType: String?
+    /// RoPE scaling (linear, dynamic, yarn, longrope, llama3); nil for plain RoPE.
+    public var ropeScaling: RopeScaling?
+    public var ropeScalingType: String? { ropeScaling?.kind.rawValue }
+    /// The longest sequence irm scores: `maxPositions`, or less where the RoPE scaling changes with
+    /// the sequence's length beyond some point (longrope past its original context).
+    public var scoringContext: Int { min(maxPositions, ropeScaling?.uniformLength ?? maxPositions) }
     /// NeoX: `x + attn(ln1 x) + mlp(ln2 x)` instead of two sequential residual steps.
     public var useParallelResidual: Bool
     /// Biases on the q/k/v projections (NeoX fused qkv, Llama `attention_bias`, always for Qwen2).
@@ -103,7 +108,7 @@ public struct ModelConfig: Sendable, Equatable {
         }
         slidingWindow = nil
         scaleAttentionByInverseLayerIndex = false
-        ropeScalingType = nil
+        ropeScaling = nil
 
         switch architecture {
         case .gpt2:
@@ -152,8 +157,8 @@ public struct ModelConfig: Sendable, Equatable {
             // Pythia configs say rotary_pct / rotary_emb_base; transformers 5 writes rope_parameters.
             let fraction = try rope.partialRotaryFactor ?? reader.double("rotary_pct", default: 0.25)
             ropeTheta = try rope.theta ?? reader.double("rotary_emb_base", default: 10000)
-            ropeScalingType = rope.scalingType
             rotaryDim = Int(Double(headDim) * fraction)
+            ropeScaling = try rope.scaling(source: source, maxPositions: maxPositions, rotaryDim: rotaryDim)
         case .llama, .mistral, .qwen2:
             vocabSize = try reader.int("vocab_size")
             hiddenSize = try reader.int("hidden_size")
@@ -180,8 +185,8 @@ public struct ModelConfig: Sendable, Equatable {
             rotaryDim = headDim
             let rope = try reader.rope(defaultTheta: 10000)
             ropeTheta = rope.theta ?? 10000
-            ropeScalingType = rope.scalingType
             if let factor = rope.partialRotaryFactor { rotaryDim = Int(Double(headDim) * factor) }
+            ropeScaling = try rope.scaling(source: source, maxPositions: maxPositions, rotaryDim: rotaryDim)
             switch architecture {
             case .qwen2:
                 qkvBias = true
@@ -267,7 +272,13 @@ struct ConfigReader {
     struct Rope {
         var theta: Double?
         var partialRotaryFactor: Double?
-        var scalingType: String?
+        /// The object that holds the scaling type and its parameters, and its key.
+        var scalingParameters: (key: String, values: [String: JSONValue])?
+
+        func scaling(source: String, maxPositions: Int, rotaryDim: Int) throws -> RopeScaling? {
+            guard let (key, values) = scalingParameters else { return nil }
+            return try RopeScaling.parse(values, source: source, key: key, maxPositions: maxPositions, rotaryDim: rotaryDim)
+        }
     }
 
     /// Reads RoPE settings from either `rope_parameters` (transformers 5) or the older
@@ -280,17 +291,17 @@ struct ConfigReader {
             }
             rope.theta = dict["rope_theta"]?.doubleValue
             rope.partialRotaryFactor = dict["partial_rotary_factor"]?.doubleValue
-            if let type = dict["rope_type"]?.stringValue ?? dict["type"]?.stringValue, type != "default" {
-                rope.scalingType = type
-            }
+            if dict["rope_type"] != nil || dict["type"] != nil { rope.scalingParameters = ("rope_parameters", dict) }
         }
         if rope.theta == nil, let theta = object["rope_theta"]?.doubleValue { rope.theta = theta }
         if rope.partialRotaryFactor == nil, let factor = object["partial_rotary_factor"]?.doubleValue {
             rope.partialRotaryFactor = factor
         }
-        if rope.scalingType == nil, let scaling = object["rope_scaling"]?.objectValue,
-           let type = scaling["rope_type"]?.stringValue ?? scaling["type"]?.stringValue, type != "default" {
-            rope.scalingType = type
+        if rope.scalingParameters == nil, let value = object["rope_scaling"], !value.isNull {
+            guard let scaling = value.objectValue else {
+                throw IRMError("\(source): \"rope_scaling\" should be an object, found \(value.brief)")
+            }
+            rope.scalingParameters = ("rope_scaling", scaling)
         }
         return rope
     }

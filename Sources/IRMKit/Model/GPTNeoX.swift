@@ -42,9 +42,6 @@ public final class GPTNeoXModel: TransformerModel {
         guard config.activation == "gelu" else {
             throw IRMError("\(weights.source): /config: hidden_act \"\(config.activation)\" is not supported for gpt_neox; irm computes the exact (erf) gelu")
         }
-        if let scaling = config.ropeScalingType {
-            throw IRMError("\(weights.source): /config: RoPE scaling \"\(scaling)\" is not supported; irm computes the default RoPE only")
-        }
         func norm(_ name: String) throws -> LayerNormWeights {
             LayerNormWeights(weight: try weights.take(name + ".weight", shape: [d]), bias: try weights.take(name + ".bias", shape: [d]))
         }
@@ -96,7 +93,7 @@ public final class GPTNeoXModel: TransformerModel {
         let qkv = FloatBuffer(count: n * 3 * d)
         let attended = FloatBuffer(count: n * d)
         let hidden = FloatBuffer(count: n * inner)
-        let rotary = Kernels.RotaryTable(rotaryDim: config.rotaryDim, theta: config.ropeTheta, positions: batch.positionLimit)
+        let rotary = Kernels.RotaryTable(config: config, positions: batch.positionLimit)
 
         embedding.withUnsafeBufferPointer { e in
             for r in 0..<n { (x.pointer + r * d).update(from: e.baseAddress! + Int(batch.tokens[r]) * d, count: d) }

@@ -248,27 +248,38 @@ enum Kernels {
 
     // MARK: Rotary position embedding
 
-    /// cos and sin of `position · θ^(-2i/d)` for i < d/2, computed in Double and rounded once.
-    /// Layout: `[position][i]`.
+    /// `scale·cos` and `scale·sin` of `position · ω_i` for the rotary frequencies ω_i (i < d/2),
+    /// computed in Double and rounded once. Layout: `[position][i]`. The plain RoPE frequencies are
+    /// `ω_i = θ^(-2i/d)`; scaled ones come from `RopeScaling.frequencies` (RotaryEmbedding.swift),
+    /// whose `scale` is yarn's and longrope's attention factor (1 otherwise).
     struct RotaryTable: Sendable {
         let halfDim: Int
         let cos: [Float]
         let sin: [Float]
 
-        init(rotaryDim: Int, theta: Double, positions: Int) {
-            halfDim = rotaryDim / 2
+        init(frequencies: [Double], scale: Double = 1, positions: Int) {
+            halfDim = frequencies.count
             var c = [Float](repeating: 1, count: positions * halfDim)
             var s = [Float](repeating: 0, count: positions * halfDim)
-            let inverseFrequencies = (0..<halfDim).map { 1 / Foundation.pow(theta, Double(2 * $0) / Double(rotaryDim)) }
             for p in 0..<positions {
                 for i in 0..<halfDim {
-                    let angle = Double(p) * inverseFrequencies[i]
-                    c[p * halfDim + i] = Float(Foundation.cos(angle))
-                    s[p * halfDim + i] = Float(Foundation.sin(angle))
+                    let angle = Double(p) * frequencies[i]
+                    c[p * halfDim + i] = Float(scale * Foundation.cos(angle))
+                    s[p * halfDim + i] = Float(scale * Foundation.sin(angle))
                 }
             }
             cos = c
             sin = s
+        }
+
+        init(rotaryDim: Int, theta: Double, positions: Int) {
+            self.init(frequencies: RopeScaling.plainFrequencies(rotaryDim: rotaryDim, theta: theta), positions: positions)
+        }
+
+        /// The table of a model's configuration, RoPE scaling included.
+        init(config: ModelConfig, positions: Int) {
+            let (frequencies, scale) = RopeScaling.frequencies(of: config)
+            self.init(frequencies: frequencies, scale: scale, positions: positions)
         }
     }
 

@@ -39,9 +39,6 @@ public final class LlamaFamilyModel: TransformerModel {
         guard config.activation == "silu" else {
             throw IRMError("\(weights.source): /config: hidden_act \"\(config.activation)\" is not supported for \(config.architecture.rawValue); irm computes SwiGLU with silu")
         }
-        if let scaling = config.ropeScalingType {
-            throw IRMError("\(weights.source): /config: RoPE scaling \"\(scaling)\" is not supported; irm computes the default RoPE only")
-        }
         guard config.rotaryDim == config.headDim else {
             throw IRMError("\(weights.source): /config: partial rotary embeddings (\(config.rotaryDim) of \(config.headDim) dimensions) are not supported for \(config.architecture.rawValue)")
         }
@@ -109,7 +106,7 @@ public final class LlamaFamilyModel: TransformerModel {
         let attended = FloatBuffer(count: n * config.qDim)
         let gateUp = FloatBuffer(count: n * 2 * inner)
         let activated = FloatBuffer(count: n * inner)
-        let rotary = Kernels.RotaryTable(rotaryDim: config.rotaryDim, theta: config.ropeTheta, positions: batch.positionLimit)
+        let rotary = Kernels.RotaryTable(config: config, positions: batch.positionLimit)
 
         embedding.withUnsafeBufferPointer { e in
             for r in 0..<n { (x.pointer + r * d).update(from: e.baseAddress! + Int(batch.tokens[r]) * d, count: d) }

@@ -167,8 +167,8 @@ public final class LogProbScorer {
             if let bad = ids.firstIndex(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
                 throw IRMError("sequence \(index): token id \(ids[bad]) at position \(bad) is outside the model's vocabulary (ids 0..<\(model.config.vocabSize))")
             }
-            if ids.count > model.config.maxPositions {
-                throw IRMError("sequence \(index): \(ids.count) tokens, more than the model's context of \(model.config.maxPositions) positions")
+            if ids.count > model.config.scoringContext {
+                throw IRMError("sequence \(index): \(ids.count) tokens, more than the model's context of \(model.config.scoringContext) positions\(Self.contextNote(model.config))")
             }
         }
         var firstIndex: [[Int32]: Int] = [:]
@@ -209,9 +209,15 @@ public final class LogProbScorer {
         }
     }
 
+    /// Why the context is shorter than `max_position_embeddings`, when it is.
+    static func contextNote(_ config: ModelConfig) -> String {
+        guard config.scoringContext < config.maxPositions, let scaling = config.ropeScalingType else { return "" }
+        return " (\(scaling) RoPE changes past \(config.scoringContext) tokens, per sequence; irm does not score that yet)"
+    }
+
     /// Token ids inside the vocabulary, sequences inside the context, and something to score.
     private func validate(_ samples: [ScoringSample], for model: any TransformerModel) throws {
-        let vocabulary = model.config.vocabSize, context = model.config.maxPositions
+        let vocabulary = model.config.vocabSize, context = model.config.scoringContext
         for sample in samples {
             for (part, ids) in [("prompt", sample.promptIDs), ("response", sample.responseIDs)] {
                 if let index = ids.firstIndex(where: { $0 < 0 || Int($0) >= vocabulary }) {
@@ -219,7 +225,7 @@ public final class LogProbScorer {
                 }
             }
             if sample.tokenCount > context {
-                throw IRMError("\(sample.name): prompt + response is \(sample.tokenCount) tokens (\(sample.promptIDs.count) + \(sample.responseIDs.count)), \(sample.tokenCount - context) more than the model's context of \(context) positions")
+                throw IRMError("\(sample.name): prompt + response is \(sample.tokenCount) tokens (\(sample.promptIDs.count) + \(sample.responseIDs.count)), \(sample.tokenCount - context) more than the model's context of \(context) positions\(Self.contextNote(model.config))")
             }
             if model.kind == .rewardModel && sample.tokenCount == 0 {
                 throw IRMError("\(sample.name): prompt and response are both empty; a reward model needs at least one token")

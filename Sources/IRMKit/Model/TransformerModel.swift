@@ -228,8 +228,8 @@ public final class PackedBatch: @unchecked Sendable {
             if let bad = segment.tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
                 throw IRMError("segment \(index) of the batch: token id \(bad) is outside the vocabulary (ids 0..<\(config.vocabSize))")
             }
-            if segment.startPosition + segment.tokens.count > config.maxPositions {
-                throw IRMError("segment \(index) of the batch: \(segment.startPosition + segment.tokens.count) positions exceed the model's context of \(config.maxPositions)")
+            if segment.startPosition + segment.tokens.count > config.scoringContext {
+                throw IRMError("segment \(index) of the batch: \(segment.startPosition + segment.tokens.count) positions exceed the model's context of \(config.scoringContext)")
             }
             if let rows = segment.outputRows.first(where: { $0 < 0 || $0 >= segment.tokens.count }) {
                 throw IRMError("segment \(index) of the batch: output row \(rows) is outside its \(segment.tokens.count) tokens")

@@ -13,6 +13,9 @@ final class LogProbParityTests: XCTestCase {
         "gpt2", "gpt2-f16", "gpt2-legacy", "neox", "neox-legacy", "neox-sequential", "llama", "llama-bf16",
         "mistral", "qwen2", "qwen2-sharded",
         "sharp-gpt2", "sharp-neox", "sharp-neox-sequential", "sharp-llama", "sharp-mistral", "sharp-qwen2",
+        // RoPE scaling (scripts/fixtures/make_rope_fixtures.py).
+        "sharp-llama-rope-linear", "sharp-llama-rope-dynamic", "sharp-llama-rope-yarn", "sharp-llama-rope-longrope",
+        "sharp-llama-rope-llama3",
     ]
     static let rewardModels = ["gpt2-rm", "neox-rm", "llama-rm", "qwen2-rm"]
 
