@@ -80,7 +80,13 @@ struct ScoreCommand: ParsableCommand {
                     let before = try ModelLoading.load(checkpoint: referenceCheckpoint)
                     loadSeconds += Date().timeIntervalSince(started)
                     started = Date()
-                    let results = try scorer.compare(scoring, after: policy, before: before, progress: progress.update)
+                    let (mismatch, resized) = try Tokenizer.difference(referenceCheckpoint, checkpoint)
+                    if let mismatch {
+                        throw IRMError("\(model) and \(referenceCheckpoint.path) have different tokenizers (\(mismatch)); the KL compares the probabilities the two give the same token ids")
+                    }
+                    if let resized { FileHandle.standardError.write(Data("irm: warning: a resized vocabulary: \(resized); the KL is over the shared rows, renormalised (added_row_mass gives the rest)\n".utf8)) }
+                    let results = try scorer.compare(scoring, after: policy, before: before, resizedVocabulary: resized != nil,
+                                                      progress: progress.update)
                     lines = samples.indices.map { ScoreLines.logProbLine(samples[$0], scoring[$0], results[$0].after, reference: results[$0]) }
                 } else {
                     let results = try scorer.logProbs(of: scoring, under: policy, progress: progress.update)

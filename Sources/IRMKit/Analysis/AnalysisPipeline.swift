@@ -98,7 +98,11 @@ public enum AnalysisPipeline {
             throw IRMError("\(checkpoint.path): is a reward model (sequence classifier); \(flag) needs a policy (causal language model) checkpoint")
         }
         let tokenizer = try Tokenizer(json: before.tokenizerJSON, sourceDescription: "\(before.path): /tokenizer/tokenizer.json")
-        if let difference = try tokenizerDifference(before, after) {
+        let (tokenizerMismatch, resizedVocabulary) = try Tokenizer.difference(before, after)
+        if let resizedVocabulary {
+            warnings.append("a resized vocabulary: \(resizedVocabulary). The implicit reward uses each policy's own softmax; the KL is over the shared rows, each distribution renormalised over them (docs/scoring.md)")
+        }
+        if let difference = tokenizerMismatch {
             guard options.allowTokenizerMismatch else {
                 throw IRMError("\(before.path) and \(after.path) have different tokenizers (\(difference)). The implicit reward compares the probabilities the two policies give the same token ids, so both must map text to ids the same way. If the ids do mean the same (for example only special tokens or the template changed), pass --allow-tokenizer-mismatch; the text is then tokenised with the before-policy's tokenizer")
             }
@@ -131,7 +135,12 @@ public enum AnalysisPipeline {
         }
         let afterModel = try load(after, afterAdapter)
         let beforeModel = try load(before, beforeAdapter)
-        let comparisons = try scorer.compare(scoring, after: afterModel, before: beforeModel)
+        let comparisons = try scorer.compare(scoring, after: afterModel, before: beforeModel, resizedVocabulary: resizedVocabulary != nil)
+        let addedMass = comparisons.flatMap { ($0.addedRowMass ?? []).compactMap { $0 } }
+        if !addedMass.isEmpty {
+            let mean = addedMass.reduce(0, +) / Double(addedMass.count)
+            warnings.append("the after-policy puts \(String(format: "%.3g", mean)) of its probability on average (at most \(String(format: "%.3g", addedMass.max() ?? 0))) on the output rows the before-policy lacks, over the \(addedMass.count) response positions")
+        }
         let beta = options.beta ?? after.provenance.beta ?? 1
         if options.beta == nil {
             warnings.append(after.provenance.beta != nil
@@ -302,26 +311,6 @@ public enum AnalysisPipeline {
             pairs.append(Divergence.Pair(chosen: i, rejected: i + 1))
         }
         return pairs
-    }
-
-    /// nil when the two checkpoints tokenize alike, else what differs.
-    private static func tokenizerDifference(_ a: Checkpoint, _ b: Checkpoint) throws -> String? {
-        if a.config.vocabSize != b.config.vocabSize {
-            return "vocabulary sizes \(a.config.vocabSize) and \(b.config.vocabSize)"
-        }
-        let first = try JSONValue.parse(a.tokenizerJSON, source: "\(a.path): /tokenizer/tokenizer.json")
-        let second = try JSONValue.parse(b.tokenizerJSON, source: "\(b.path): /tokenizer/tokenizer.json")
-        guard first != second else { return nil }
-        let sa = try a.tokenizerSummary(), sb = try b.tokenizerSummary()
-        if sa.vocabularySize != sb.vocabularySize {
-            return "\(sa.vocabularySize) and \(sb.vocabularySize) tokens"
-        }
-        if sa.modelType != sb.modelType || sa.style != sb.style {
-            return "\(sa.modelType) \(sa.style) and \(sb.modelType) \(sb.style)"
-        }
-        let keys = Set((first.objectValue ?? [:]).keys).union((second.objectValue ?? [:]).keys).sorted()
-        let differing = keys.filter { first[$0] != second[$0] }
-        return "tokenizer.json differs in \(differing.isEmpty ? "its content" : differing.map { "\"\($0)\"" }.joined(separator: ", "))"
     }
 
     private static func checkpointSummary(_ c: Checkpoint) -> String {

@@ -73,22 +73,32 @@ public final class LogProbScorer {
     }
 
     /// Log-probs under two policies run together, and the exact per-token `KL(after ‖ before)` over
-    /// the full vocabulary. Both models must have the same output vocabulary and the same input
-    /// vocabulary size; both are held in memory.
+    /// the full vocabulary; both are held in memory. When one has more output rows (a resized
+    /// vocabulary), each model's log-probs use its own rows, the KL is over the shared rows with
+    /// both distributions renormalised over them, and `addedRowMass` gives the after-policy's
+    /// probability on its extra rows (docs/scoring.md, "Resized vocabularies").
+    ///
+    /// Different row counts are accepted only with `resizedVocabulary`, which says that the
+    /// caller checked that the smaller vocabulary's ids mean the same tokens in both
+    /// (`Tokenizer.difference`).
     public func compare(_ samples: [ScoringSample], after: any TransformerModel, before: any TransformerModel,
-                        progress: ScoringProgress? = nil) throws -> [ResponseComparison] {
+                        resizedVocabulary: Bool = false, progress: ScoringProgress? = nil) throws -> [ResponseComparison] {
         try requirePolicy(after, role: "the \"after\" model")
         try requirePolicy(before, role: "the \"before\" model")
-        guard after.outputWidth == before.outputWidth, after.config.vocabSize == before.config.vocabSize else {
-            throw IRMError("the two models have different vocabularies (after: \(after.config.vocabSize) tokens, \(after.outputWidth) logits; before: \(before.config.vocabSize) tokens, \(before.outputWidth) logits); KL needs the same vocabulary")
+        // A resized vocabulary (added tokens): each model's log-probs use its own rows; the KL is
+        // over the shared rows, each distribution renormalised over them (over the union it would
+        // be infinite), and the after-policy's mass on its extra rows is reported beside it.
+        let widthAfter = after.outputWidth, widthBefore = before.outputWidth, shared = min(widthAfter, widthBefore)
+        guard shared > 0 else { throw IRMError("a model has no output rows") }
+        guard resizedVocabulary || (widthAfter == widthBefore && after.config.vocabSize == before.config.vocabSize) else {
+            throw IRMError("the two models have different vocabularies (after: \(after.config.vocabSize) tokens, \(widthAfter) logits; before: \(before.config.vocabSize) tokens, \(widthBefore) logits); KL needs the same vocabulary, or one that only adds tokens to the other's")
         }
         try validate(samples, for: after)
         try validate(samples, for: before)
         let empty = samples.map { [Double?](repeating: nil, count: $0.responseIDs.count) }
-        var afterTokens = empty, beforeTokens = empty, kl = empty
+        var afterTokens = empty, beforeTokens = empty, kl = empty, addedMass = empty
         let plan = ScoringPlan(samples: samples, options: options, target: .nextToken)
         var afterCaches = PromptCaches(), beforeCaches = PromptCaches()
-        let width = after.outputWidth
         for (index, batch) in plan.batches.enumerated() {
             let hiddenAfter = try runBatch(batch, plan: plan, model: after, caches: &afterCaches)
             let hiddenBefore = try runBatch(batch, plan: plan, model: before, caches: &beforeCaches)
@@ -99,21 +109,26 @@ public final class LogProbScorer {
                 let logitsAfter = headLogits(hiddenAfter, firstRow: start, rows: count, model: after)
                 let logitsBefore = headLogits(hiddenBefore, firstRow: start, rows: count, model: before)
                 let softmaxStart = profile != nil ? ComputeProfile.now() : 0
-                var results = [(Double, Double, Double)](repeating: (0, 0, 0), count: count)
+                var results = [(lseA: Double, lseB: Double, kl: Double, extra: Double)](repeating: (0, 0, 0, 0), count: count)
                 results.withUnsafeMutableBufferPointer { out in
                     let out = UnsafeSendable(out.baseAddress!)
                     DispatchQueue.concurrentPerform(iterations: count) { r in
-                        out.value[r] = Kernels.klDivergence(logitsAfter.pointer + r * width, logitsBefore.pointer + r * width, count: width)
+                        let a = logitsAfter.pointer + r * widthAfter, b = logitsBefore.pointer + r * widthBefore
+                        let (lseA, lseB, divergence) = Kernels.klDivergence(a, b, count: shared)
+                        let fullA = widthAfter > shared ? Kernels.logSumExp(a, count: widthAfter) : lseA
+                        let fullB = widthBefore > shared ? Kernels.logSumExp(b, count: widthBefore) : lseB
+                        out.value[r] = (fullA, fullB, divergence, widthAfter > shared ? -Foundation.expm1(lseA - fullA) : 0)
                     }
                 }
                 if let profile { profile.softmaxSeconds += ComputeProfile.now() - softmaxStart }
                 for r in 0..<count {
-                    let (lseA, lseB, divergence) = results[r]
+                    let result = results[r]
                     for target in batch.rows[start + r] {
                         let t = Int(target.token)
-                        afterTokens[target.sample][target.position] = Double(logitsAfter.pointer[r * width + t]) - lseA
-                        beforeTokens[target.sample][target.position] = Double(logitsBefore.pointer[r * width + t]) - lseB
-                        kl[target.sample][target.position] = divergence
+                        afterTokens[target.sample][target.position] = Double(logitsAfter.pointer[r * widthAfter + t]) - result.lseA
+                        beforeTokens[target.sample][target.position] = Double(logitsBefore.pointer[r * widthBefore + t]) - result.lseB
+                        kl[target.sample][target.position] = result.kl
+                        addedMass[target.sample][target.position] = result.extra
                     }
                 }
                 start += count
@@ -123,7 +138,8 @@ public final class LogProbScorer {
             progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
         }
         return samples.indices.map {
-            ResponseComparison(after: ResponseLogProbs(tokens: afterTokens[$0]), before: ResponseLogProbs(tokens: beforeTokens[$0]), kl: kl[$0])
+            ResponseComparison(after: ResponseLogProbs(tokens: afterTokens[$0]), before: ResponseLogProbs(tokens: beforeTokens[$0]), kl: kl[$0],
+                               addedRowMass: widthAfter > shared ? addedMass[$0] : nil)
         }
     }
 

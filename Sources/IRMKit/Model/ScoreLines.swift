@@ -4,7 +4,8 @@ import Foundation
 public enum ScoreLines {
     /// `{"id", "role"?, "prompt_ids", "response_ids", "logprobs", "logprob_sum", "logprob_mean"}`,
     /// plus `reference_logprobs`, `reference_logprob_sum`, `reference_logprob_mean`, `kl` and
-    /// `kl_sum` when a reference model was compared. Missing values are `null`.
+    /// `kl_sum` when a reference model was compared, and `added_row_mass` when the model has output
+    /// rows the reference lacks. Missing values are `null`.
     public static func logProbLine(_ sample: Sample, _ ids: ScoringSample, _ result: ResponseLogProbs,
                                    reference: ResponseComparison? = nil) -> String {
         var out = header(sample, ids)
@@ -17,6 +18,7 @@ public enum ScoreLines {
             field("reference_logprob_mean", reference.before.mean.map(JSONValue.format) ?? "null", into: &out)
             field("kl", numbers(reference.kl), into: &out)
             field("kl_sum", JSONValue.format(reference.klSum), into: &out)
+            if let mass = reference.addedRowMass { field("added_row_mass", numbers(mass), into: &out) }
         }
         return out + "}"
     }

@@ -54,11 +54,16 @@ public struct ResponseComparison: Sendable, Equatable {
     public var kl: [Double?]
     /// Sum of `kl` over the scored tokens: the KL of the two policies along this response's prefix path.
     public var klSum: Double
+    /// When the after-policy has more output rows than the before-policy (added tokens): at each
+    /// position, the after-policy's probability on those rows. `kl` is then over the shared rows,
+    /// each distribution renormalised over them. nil when the two have the same rows.
+    public var addedRowMass: [Double?]?
 
-    public init(after: ResponseLogProbs, before: ResponseLogProbs, kl: [Double?]) {
+    public init(after: ResponseLogProbs, before: ResponseLogProbs, kl: [Double?], addedRowMass: [Double?]? = nil) {
         self.after = after
         self.before = before
         self.kl = kl
+        self.addedRowMass = addedRowMass
         var total = 0.0
         for case let value? in kl { total += value }
         klSum = total
