@@ -103,6 +103,8 @@ struct AnalyzeCommand: ParsableCommand {
 
     @OptionGroup var engine: ScoringArguments
 
+    @OptionGroup var output: OutputArguments
+
     func validate() throws {
         let sources = [rewardModel != nil, rewardField != nil, reward != nil].filter { $0 }.count
         if sources > 1 { throw ValidationError("give at most one of --reward-model, --reward-field and --reward") }
@@ -150,13 +152,12 @@ struct AnalyzeCommand: ParsableCommand {
             options.templateDate = try sequence.date()
 
             let started = Date()
-            let verbose = isatty(STDERR_FILENO) != 0
-            let result = try AnalysisPipeline.run(options) { stage in
-                if verbose { FileHandle.standardError.write(Data("irm: \(stage)…\n".utf8)) }
-            }
+            let result = try AnalysisPipeline.run(options, progress: output.progressOutput)
             try AnalysisReport.write(result, to: directory)
-            print(AnalysisReport.summary(result, directory: out), terminator: "")
-            print(String(format: "done in %.1f s", Date().timeIntervalSince(started)))
+            if !output.quiet {
+                print(AnalysisReport.summary(result, directory: out), terminator: "")
+                print(String(format: "done in %.1f s", Date().timeIntervalSince(started)))
+            }
         }
     }
 

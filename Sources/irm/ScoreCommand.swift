@@ -36,6 +36,8 @@ struct ScoreCommand: ParsableCommand {
 
     @OptionGroup var engine: ScoringArguments
 
+    @OptionGroup var output: OutputArguments
+
     @Flag(help: "Print where the time went (GEMMs, attention, head, softmax) on stderr at the end.")
     var profile = false
 
@@ -60,12 +62,13 @@ struct ScoreCommand: ParsableCommand {
             let formatting = try ChatFormatting(checkpoint: checkpoint, templatePath: sequence.chatTemplate, date: try sequence.date())
             let (scoring, warnings, _) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: sequenceOptions,
                                                             source: data).build(samples)
-            for warning in warnings { FileHandle.standardError.write(Data("irm: warning: \(warning)\n".utf8)) }
+            for warning in warnings { output.warn(warning) }
 
             let options = engine.options
             let computeProfile = profile ? ComputeProfile() : nil
             let scorer = LogProbScorer(options: options, profile: computeProfile)
-            let progress = ProgressLine(total: scoring.count)
+            let progress = output.progressOutput.task("scoring", total: scoring.count)
+            let update: ScoringProgress = { progress.update(done: $0, tokens: $1) }
             let loadStart = Date()
             var lines: [String] = []
             let policy = try ModelLoading.load(checkpoint: checkpoint)
@@ -73,7 +76,7 @@ struct ScoreCommand: ParsableCommand {
             var started = Date()
             switch checkpoint.kind {
             case .rewardModel:
-                let scores = try scorer.rewards(of: scoring, under: policy, progress: progress.update)
+                let scores = try scorer.rewards(of: scoring, under: policy, progress: update)
                 lines = samples.indices.map { ScoreLines.rewardLine(samples[$0], scoring[$0], scores[$0]) }
             case .policy:
                 if let referenceCheckpoint {
@@ -84,12 +87,12 @@ struct ScoreCommand: ParsableCommand {
                     if let mismatch {
                         throw IRMError("\(model) and \(referenceCheckpoint.path) have different tokenizers (\(mismatch)); the KL compares the probabilities the two give the same token ids")
                     }
-                    if let resized { FileHandle.standardError.write(Data("irm: warning: a resized vocabulary: \(resized); the KL is over the shared rows, renormalised (added_row_mass gives the rest)\n".utf8)) }
+                    if let resized { output.warn("a resized vocabulary: \(resized); the KL is over the shared rows, renormalised (added_row_mass gives the rest)") }
                     let results = try scorer.compare(scoring, after: policy, before: before, resizedVocabulary: resized != nil,
-                                                      progress: progress.update)
+                                                      progress: update)
                     lines = samples.indices.map { ScoreLines.logProbLine(samples[$0], scoring[$0], results[$0].after, reference: results[$0]) }
                 } else {
-                    let results = try scorer.logProbs(of: scoring, under: policy, progress: progress.update)
+                    let results = try scorer.logProbs(of: scoring, under: policy, progress: update)
                     lines = samples.indices.map { ScoreLines.logProbLine(samples[$0], scoring[$0], results[$0]) }
                 }
             }
@@ -114,33 +117,5 @@ struct ScoreCommand: ParsableCommand {
             profile: flops block \(f(p.gemmFlops / 1e9, 2)) G, head \(f(p.headFlops / 1e9, 2)) G
 
             """
-    }
-}
-
-/// A progress line on stderr (samples, tokens/s, ETA), shown only when stderr is a terminal.
-private final class ProgressLine: @unchecked Sendable {
-    let total: Int
-    let enabled = isatty(STDERR_FILENO) != 0
-    let start = Date()
-    var shown = false
-
-    init(total: Int) { self.total = total }
-
-    func update(samplesDone: Int, tokensDone: Int) {
-        guard enabled else { return }
-        let elapsed = Date().timeIntervalSince(start)
-        let rate = elapsed > 0 ? Double(tokensDone) / elapsed : 0
-        var eta = "?"
-        if samplesDone > 0 {
-            let remaining = elapsed / Double(samplesDone) * Double(total - samplesDone)
-            eta = remaining >= 60 ? "\(Int(remaining) / 60)m\(String(format: "%02d", Int(remaining) % 60))s" : "\(Int(remaining.rounded()))s"
-        }
-        let line = "\r\(samplesDone)/\(total) samples, \(Int(rate)) tokens/s, ETA \(eta)   "
-        FileHandle.standardError.write(Data(line.utf8))
-        shown = true
-    }
-
-    func finish() {
-        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

@@ -28,3 +28,22 @@ struct ScoringArguments: ParsableArguments {
                        threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
     }
 }
+
+/// What long commands print besides their results and errors.
+struct OutputArguments: ParsableArguments {
+    @Flag(help: "Show progress lines on stderr (done/total, tokens/s, ETA) even when stderr is not a terminal.")
+    var progress = false
+
+    @Flag(help: "Print nothing but errors: no progress, no warnings, no summary.")
+    var quiet = false
+
+    /// Progress lines when stderr is a terminal or --progress asks, never with --quiet.
+    var progressOutput: ProgressOutput {
+        ProgressOutput(enabled: !quiet && (progress || isatty(STDERR_FILENO) != 0))
+    }
+
+    /// A warning on stderr, unless --quiet.
+    func warn(_ text: String) {
+        if !quiet { FileHandle.standardError.write(Data("irm: warning: \(text)\n".utf8)) }
+    }
+}

@@ -76,22 +76,29 @@ public struct AnalysisOptions: Sendable {
 /// and KL → implicit reward; features (text, tokens, the before-policy's hidden states); the
 /// training reward; fits of each target; token reconstruction; divergence.
 public enum AnalysisPipeline {
-    /// Called with a short description of each stage as it starts.
-    public typealias StageReporter = (String) -> Void
-
-    public static func run(_ options: AnalysisOptions, stage: StageReporter? = nil) throws -> AnalysisResult {
+    /// `progress` receives a line for each stage and progress lines for the long ones (scoring,
+    /// hidden states, the reward model).
+    public static func run(_ options: AnalysisOptions, progress: ProgressOutput? = nil) throws -> AnalysisResult {
+        func stage(_ text: String) { progress?.stage(text) }
+        /// Runs `body` with a progress line of `total` items.
+        func tracked<T>(_ label: String, total: Int, _ body: (@escaping ScoringProgress) throws -> T) rethrows -> T {
+            guard let progress else { return try body { _, _ in } }
+            let task = progress.task(label, total: total)
+            defer { task.finish() }
+            return try body { task.update(done: $0, tokens: $1) }
+        }
         try validate(options)
         var warnings: [String] = []
         var inputs: [AnalysisResult.InputFile] = []
 
-        stage?("reading \(options.dataPath)")
+        stage("reading \(options.dataPath)")
         // Read once: standard input (`--data -`) cannot be read again to hash it.
         let dataBytes = try DataRecords.contents(of: options.dataPath)
         let samples = try SampleFile.parse(dataBytes, source: DataRecords.sourceName(options.dataPath),
                                            fileExtension: DataRecords.fileExtension(options.dataPath))
         let pairs = preferencePairs(samples)
 
-        stage?("opening the checkpoints")
+        stage("opening the checkpoints")
         let before = try Checkpoint.open(path: options.beforePath)
         let after = try Checkpoint.open(path: options.afterPath)
         for (checkpoint, flag) in [(before, "--before"), (after, "--after")] where checkpoint.kind != .policy {
@@ -126,7 +133,7 @@ public enum AnalysisPipeline {
         warnings += sequenceWarnings
         let scorer = LogProbScorer(options: options.scoring)
 
-        stage?("scoring \(samples.count) responses under both policies")
+        stage("scoring \(samples.count) responses under both policies")
         func load(_ checkpoint: Checkpoint, _ adapter: LoRAAdapter?) throws -> any TransformerModel {
             guard let adapter else { return try ModelLoading.load(checkpoint: checkpoint) }
             let adapted = try ModelLoading.load(checkpoint: checkpoint, adapter: adapter)
@@ -135,7 +142,9 @@ public enum AnalysisPipeline {
         }
         let afterModel = try load(after, afterAdapter)
         let beforeModel = try load(before, beforeAdapter)
-        let comparisons = try scorer.compare(scoring, after: afterModel, before: beforeModel, resizedVocabulary: resizedVocabulary != nil)
+        let comparisons = try tracked("scoring", total: scoring.count) {
+            try scorer.compare(scoring, after: afterModel, before: beforeModel, resizedVocabulary: resizedVocabulary != nil, progress: $0)
+        }
         let addedMass = comparisons.flatMap { ($0.addedRowMass ?? []).compactMap { $0 } }
         if !addedMass.isEmpty {
             let mean = addedMass.reduce(0, +) / Double(addedMass.count)
@@ -155,9 +164,13 @@ public enum AnalysisPipeline {
         // Inputs of the features that need the data's fields or the before-policy's hidden states.
         let references = try samples.map { try optionalText($0, "reference", source: options.dataPath) }
         let qtypes = try samples.map { try optionalText($0, "qtype", source: options.dataPath) }
-        stage?("hidden states of prompts and responses under the before-policy")
-        let promptStates = try scorer.meanPooledHiddenStates(of: scoring.map(\.promptIDs), under: beforeModel)
-        let responseStates = try scorer.meanPooledHiddenStates(of: scoring.map(\.responseIDs), under: beforeModel)
+        stage("hidden states of prompts and responses under the before-policy")
+        let promptStates = try tracked("prompt hidden states", total: Set(scoring.map(\.promptIDs).filter { !$0.isEmpty }).count) {
+            try scorer.meanPooledHiddenStates(of: scoring.map(\.promptIDs), under: beforeModel, progress: $0)
+        }
+        let responseStates = try tracked("response hidden states", total: Set(scoring.map(\.responseIDs).filter { !$0.isEmpty }).count) {
+            try scorer.meanPooledHiddenStates(of: scoring.map(\.responseIDs), under: beforeModel, progress: $0)
+        }
         var referenceCosines = [Double?](repeating: nil, count: samples.count)
         let referenceRows = references.indices.filter { references[$0].map { !$0.allSatisfy(\.isWhitespace) } ?? false }
         if !referenceRows.isEmpty {
@@ -177,7 +190,7 @@ public enum AnalysisPipeline {
                 referenceHiddenStateCosine: referenceCosines[i], numericFields: sample.numericFields))
         }
 
-        stage?("features")
+        stage("features")
         let specification: FeatureSpecification
         if let path = options.featuresPath {
             specification = try FeatureSpecification.load(path: path)
@@ -189,8 +202,8 @@ public enum AnalysisPipeline {
         try checkSampleCount(features, sampleCount: samples.count)
         for skipped in features.skipped { warnings.append("feature \(skipped.name) left out: \(skipped.reason)") }
 
-        stage?("training reward")
-        let (rewardSource, rewardScores, rewardInput) = try trainingReward(options, samples: samples, featureInputs: featureInputs)
+        stage("training reward")
+        let (rewardSource, rewardScores, rewardInput) = try trainingReward(options, samples: samples, featureInputs: featureInputs, progress: progress)
         if let rewardInput { inputs.append(rewardInput) }
         let gold = try numericColumn(options.goldField, samples, source: options.dataPath, required: false)
 
@@ -222,7 +235,7 @@ public enum AnalysisPipeline {
             warnings.append("\(unscored.count) response\(unscored.count == 1 ? "" : "s") start with no context (empty prompt and no BOS token), so their first token has no log-prob and is left out of the sum")
         }
 
-        stage?("fits")
+        stage("fits")
         let implicitValues = rows.map { $0.implicitReward.value(options.aggregation) }
         var targets: [AnalysisResult.TargetAnalysis] = []
         let aggregationText = options.aggregation == .sum ? "sum over response tokens" : "mean per response token"
@@ -243,7 +256,7 @@ public enum AnalysisPipeline {
                                              options: options, groupLabels: groupLabels))
         }
 
-        stage?("divergence")
+        stage("divergence")
         var divergence: Divergence? = nil
         if let rewardScores {
             divergence = try Divergence(Divergence.Inputs(
@@ -252,7 +265,7 @@ public enum AnalysisPipeline {
                 seed: options.seed, topK: options.topDisagreements))
         }
 
-        stage?("token reconstruction")
+        stage("token reconstruction")
         let reconstruction = try TokenReconstruction(
             responses: samples.indices.map { (ids: scoring[$0].responseIDs, rewards: implicit[$0].perToken) },
             decode: { tokenizer.decode([$0], skipSpecialTokens: false) })
@@ -357,7 +370,7 @@ public enum AnalysisPipeline {
     }
 
     /// Scores of the training reward, with its description and the input file it read.
-    private static func trainingReward(_ options: AnalysisOptions, samples: [Sample], featureInputs: [FeatureInput]) throws
+    private static func trainingReward(_ options: AnalysisOptions, samples: [Sample], featureInputs: [FeatureInput], progress: ProgressOutput?) throws
         -> (AnalysisResult.RewardSource, [Double]?, AnalysisResult.InputFile?) {
         switch options.reward {
         case .none:
@@ -389,7 +402,10 @@ public enum AnalysisPipeline {
             let scoring = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: options.sequences,
                                                 source: options.dataPath).build(samples).sequences
             let model = try ModelLoading.load(checkpoint: checkpoint)
-            let scores = try LogProbScorer(options: options.scoring).rewards(of: scoring, under: model).map { $0.first ?? 0 }
+            let task = progress?.task("reward model", total: scoring.count)
+            defer { task?.finish() }
+            let scores = try LogProbScorer(options: options.scoring).rewards(of: scoring, under: model, progress: { task?.update(done: $0, tokens: $1) })
+                .map { $0.first ?? 0 }
             let file = try inputFile("reward-model", path, summary: checkpointSummary(checkpoint))
             return (.rewardModel(path: path), scores, file)
         }

@@ -177,7 +177,8 @@ public final class LogProbScorer {
     /// The mean over positions of the final-norm hidden states of each sequence, run on its own
     /// (no prompt, no cache): `(1/T) Σ_t h_t`, `hiddenSize` values per sequence. An empty sequence
     /// gives a zero vector. Identical sequences are run once.
-    public func meanPooledHiddenStates(of sequences: [[Int32]], under model: any TransformerModel) throws -> [[Double]] {
+    public func meanPooledHiddenStates(of sequences: [[Int32]], under model: any TransformerModel,
+                                       progress: ScoringProgress? = nil) throws -> [[Double]] {
         let width = model.config.hiddenSize
         for (index, ids) in sequences.enumerated() {
             if let bad = ids.firstIndex(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
@@ -194,7 +195,7 @@ public final class LogProbScorer {
             unique.append(ids)
         }
         var pooled = [[Double]](repeating: [], count: unique.count)
-        var start = 0
+        var start = 0, tokensDone = 0
         while start < unique.count {
             var end = start, tokens = 0
             while end < unique.count && (end == start || tokens + unique[end].count <= options.tokensPerBatch) {
@@ -212,6 +213,8 @@ public final class LogProbScorer {
                 pooled[start + offset] = mean.map { $0 / Double(ids.count) }
                 row += ids.count
             }
+            tokensDone += tokens
+            progress?(end, tokensDone)
             start = end
         }
         return sequences.map { ids in firstIndex[ids].map { pooled[$0] } ?? [Double](repeating: 0, count: width) }
