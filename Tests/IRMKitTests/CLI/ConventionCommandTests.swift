@@ -15,14 +15,6 @@ final class ConventionCommandTests: XCTestCase {
         return out
     }
 
-    /// One regex feature, so that a handful of pairs leaves the fits degrees of freedom.
-    func featuresFile() throws -> String {
-        let path = try Fixtures.temporaryDirectory(for: self).appendingPathComponent("features.yaml")
-        try "features:\n  - name: says_the\n    regex: \"the\"\n    case_insensitive: true\ninclude_builtins: false\n"
-            .write(to: path, atomically: true, encoding: .utf8)
-        return path.path
-    }
-
     func trlRewards(_ out: String) throws -> [String: Double] {
         let document = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("divergence.json")), source: "divergence.json")
         var metrics: [String: Double] = [:]
@@ -40,7 +32,7 @@ final class ConventionCommandTests: XCTestCase {
     func analyze(before: String, after: String, data: String, extra: [String] = []) throws -> (String, CommandRunner.Result) {
         let out = try Fixtures.temporaryDirectory(for: self).appendingPathComponent("report").path
         let result = try CommandRunner.run(["analyze", "--before", before, "--after", after, "--data", Fixtures.path(data),
-                                            "--reward", "none", "--beta", "0.5", "--features", try featuresFile(),
+                                            "--reward", "none", "--beta", "0.5", "--features", try Fixtures.oneFeatureFile(for: self),
                                             "--bootstrap", "0", "--out", out] + extra)
         return (out, result)
     }
@@ -75,9 +67,9 @@ final class ConventionCommandTests: XCTestCase {
             // The same data from standard input (`--data -`), hashed as read.
             let piped = try Fixtures.temporaryDirectory(for: self).appendingPathComponent("piped").path
             let script = try Fixtures.temporaryDirectory(for: self).appendingPathComponent("pipe.sh")
-            try "cat \"\(Fixtures.path("trl/llama/standard.jsonl"))\" | \"\(CommandRunner.executable.path)\" analyze --before \"\(before)\" --after \"\(after)\" --data - --reward none --beta 0.5 --features \"\(try featuresFile())\" --bootstrap 0 --out \"\(piped)\"\n"
+            try "cat \"\(Fixtures.path("trl/llama/standard.jsonl"))\" | \"\(CommandRunner.executable.path)\" analyze --before \"\(before)\" --after \"\(after)\" --data - --reward none --beta 0.5 --features \"\(try Fixtures.oneFeatureFile(for: self))\" --bootstrap 0 --out \"\(piped)\"\n"
                 .write(to: script, atomically: true, encoding: .utf8)
-            let fromStdin = try runShell(script.path)
+            let fromStdin = try CommandRunner.shell(script.path)
             XCTAssertEqual(fromStdin.status, 0, fromStdin.stderr)
             XCTAssertEqual(try trlRewards(piped), try trlRewards(out))
             let sha = SHA256.hex(try Data(contentsOf: Fixtures.url("trl/llama/standard.jsonl")))
@@ -144,23 +136,9 @@ final class ConventionCommandTests: XCTestCase {
         let stdin = dir.appendingPathComponent("stdin.sh")
         try "printf '%s\\n' '{\"prompt\": \"a\", \"response\": \" b\"}' | \"\(CommandRunner.executable.path)\" tokenize --model \"\(model)\" --data -\n"
             .write(to: stdin, atomically: true, encoding: .utf8)
-        let piped = try runShell(stdin.path)
+        let piped = try CommandRunner.shell(stdin.path)
         XCTAssertEqual(piped.status, 0, piped.stderr)
         XCTAssertTrue(piped.stdout.contains("\"prompt_end\""), piped.stdout)
-    }
-
-    func runShell(_ script: String) throws -> CommandRunner.Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = [script]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CommandRunner.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                                    stderr: String(decoding: stderr, as: UTF8.self))
     }
 
     // MARK: Bad input

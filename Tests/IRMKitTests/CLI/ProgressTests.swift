@@ -38,11 +38,10 @@ final class ProgressTests: XCTestCase {
         let dir = try Fixtures.temporaryDirectory(for: self)
         let model = dir.appendingPathComponent("m.h5").path
         _ = try HuggingFaceImporter.convert(directory: Fixtures.path("trl/llama/before"), output: model)
-        let features = dir.appendingPathComponent("f.yaml")
-        try "features:\n  - name: says_the\n    regex: \"the\"\ninclude_builtins: false\n".write(to: features, atomically: true, encoding: .utf8)
+        let features = try Fixtures.oneFeatureFile(for: self)
         func analyze(_ extra: [String]) throws -> CommandRunner.Result {
             try CommandRunner.run(["analyze", "--before", model, "--after", model, "--data", Fixtures.path("trl/llama/standard.jsonl"),
-                                   "--reward", "none", "--features", features.path, "--bootstrap", "0",
+                                   "--reward", "none", "--features", features, "--bootstrap", "0",
                                    "--out", dir.appendingPathComponent("out-\(extra.joined())").path] + extra)
         }
         let plain = try analyze([])

@@ -53,13 +53,11 @@ final class ResizedVocabularyTests: XCTestCase {
     func testAnalyzeAcceptsAnAddedTokenWithAWarning() throws {
         let f = try fixture()
         let dir = try Fixtures.temporaryDirectory(for: self)
-        let features = dir.appendingPathComponent("f.yaml")
-        try "features:\n  - name: says_the\n    regex: \"the\"\ninclude_builtins: false\n".write(to: features, atomically: true, encoding: .utf8)
         let result = try CommandRunner.run([
             "analyze", "--before", try ModelFixtures.checkpointPath(f.beforeDir, for: self),
             "--after", try ModelFixtures.checkpointPath(f.afterDir, for: self),
             "--data", Fixtures.path("trl/llama/standard.jsonl"), "--reward", "none", "--beta", "0.5",
-            "--features", features.path, "--bootstrap", "0", "--out", dir.appendingPathComponent("out").path])
+            "--features", try Fixtures.oneFeatureFile(for: self), "--bootstrap", "0", "--out", dir.appendingPathComponent("out").path])
         XCTAssertEqual(result.status, 0, result.stderr)
         let report = try String(contentsOf: dir.appendingPathComponent("out/report.md"), encoding: .utf8)
         XCTAssertTrue(report.contains("a resized vocabulary") && report.contains("adding \"<pad>\""), report)

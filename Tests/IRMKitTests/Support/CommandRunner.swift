@@ -22,8 +22,17 @@ enum CommandRunner {
     }
 
     static func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+        try launch(executable, arguments)
+    }
+
+    /// Runs a shell script (for pipes into `irm`, such as `--data -`).
+    static func shell(_ scriptPath: String) throws -> Result {
+        try launch(URL(fileURLWithPath: "/bin/sh"), [scriptPath])
+    }
+
+    private static func launch(_ program: URL, _ arguments: [String]) throws -> Result {
         let process = Process()
-        process.executableURL = executable
+        process.executableURL = program
         process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

@@ -23,6 +23,15 @@ enum Fixtures {
         root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(relativePath).path
     }
 
+    /// A features file with one regex feature and no built-ins, so that a handful of samples
+    /// leaves the fits degrees of freedom.
+    static func oneFeatureFile(for testCase: XCTestCase) throws -> String {
+        let path = try temporaryDirectory(for: testCase).appendingPathComponent("features.yaml")
+        try "features:\n  - name: says_the\n    regex: \"the\"\n    case_insensitive: true\ninclude_builtins: false\n"
+            .write(to: path, atomically: true, encoding: .utf8)
+        return path.path
+    }
+
     /// A fresh, empty temporary directory that is removed when the test case tears down.
     static func temporaryDirectory(for testCase: XCTestCase) throws -> URL {
         let dir = FileManager.default.temporaryDirectory
