@@ -15,9 +15,9 @@ final class LogProbParityTests: XCTestCase {
         "sharp-gpt2", "sharp-neox", "sharp-neox-sequential", "sharp-llama", "sharp-mistral", "sharp-qwen2",
         // RoPE scaling (scripts/fixtures/make_rope_fixtures.py).
         "sharp-llama-rope-linear", "sharp-llama-rope-dynamic", "sharp-llama-rope-yarn", "sharp-llama-rope-longrope",
-        "sharp-llama-rope-llama3",
+        "sharp-llama-rope-llama3", "sharp-llama-rope-llama3-bf16", "sharp-llama-rope-yarn-f16",
     ]
-    static let rewardModels = ["gpt2-rm", "neox-rm", "llama-rm", "qwen2-rm"]
+    static let rewardModels = ["gpt2-rm", "neox-rm", "llama-rm", "qwen2-rm", "sharp-llama-rope-llama3-rm"]
 
     func checkPolicy(_ name: String) throws {
         let fixture = try LogProbFixture.load(name)
