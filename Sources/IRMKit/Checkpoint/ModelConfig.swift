@@ -213,6 +213,30 @@ public struct ModelConfig: Sendable, Equatable {
             throw IRMError("\(source): the \(name) must be positive, found \(value)")
         }
         if labelCount <= 0 { throw IRMError("\(source): num_labels must be positive, found \(labelCount)") }
+        try checkForwardPass(source: source)
+    }
+
+    /// What the forward passes compute, checked when the config is read, so that `convert` and
+    /// `inspect` refuse what `score` would: the activation of each architecture, and full-width
+    /// rotary embeddings for the Llama family.
+    private func checkForwardPass(source: String) throws {
+        switch architecture {
+        case .gpt2:
+            guard activation == "gelu_new" || activation == "gelu_pytorch_tanh" else {
+                throw IRMError("\(source): activation_function \"\(activation)\" is not supported for gpt2; irm computes gelu_new (tanh approximation)")
+            }
+        case .gptNeoX:
+            guard activation == "gelu" else {
+                throw IRMError("\(source): hidden_act \"\(activation)\" is not supported for gpt_neox; irm computes the exact (erf) gelu")
+            }
+        case .llama, .mistral, .qwen2:
+            guard activation == "silu" else {
+                throw IRMError("\(source): hidden_act \"\(activation)\" is not supported for \(architecture.rawValue); irm computes SwiGLU with silu")
+            }
+            guard rotaryDim == headDim else {
+                throw IRMError("\(source): partial rotary embeddings (\(rotaryDim) of \(headDim) dimensions) are not supported for \(architecture.rawValue)")
+            }
+        }
     }
 
     /// Parameters in the attention block's q, k and v outputs.

@@ -38,9 +38,7 @@ public final class GPT2Model: TransformerModel {
         self.config = config
         self.kind = kind
         let d = config.hiddenSize, inner = config.intermediateSize
-        guard config.activation == "gelu_new" || config.activation == "gelu_pytorch_tanh" else {
-            throw IRMError("\(weights.source): /config: activation_function \"\(config.activation)\" is not supported for gpt2; irm computes gelu_new (tanh approximation)")
-        }
+        // The config was checked when read (ModelConfig.checkForwardPass).
         // The Conv1D weights stay [in, out]: sgemm reads them untransposed.
         func conv1D(_ name: String, in inFeatures: Int, out: Int) throws -> Linear {
             let w = try weights.take(name + ".weight", shape: [inFeatures, out])

@@ -39,9 +39,7 @@ public final class GPTNeoXModel: TransformerModel {
         self.config = config
         self.kind = kind
         let d = config.hiddenSize, inner = config.intermediateSize, hd = config.headDim, heads = config.headCount
-        guard config.activation == "gelu" else {
-            throw IRMError("\(weights.source): /config: hidden_act \"\(config.activation)\" is not supported for gpt_neox; irm computes the exact (erf) gelu")
-        }
+        // The config was checked when read (ModelConfig.checkForwardPass).
         func norm(_ name: String) throws -> LayerNormWeights {
             LayerNormWeights(weight: try weights.take(name + ".weight", shape: [d]), bias: try weights.take(name + ".bias", shape: [d]))
         }

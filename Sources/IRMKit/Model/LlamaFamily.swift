@@ -36,12 +36,7 @@ public final class LlamaFamilyModel: TransformerModel {
         self.kind = kind
         let d = config.hiddenSize, inner = config.intermediateSize
         let q = config.qDim, kv = config.kvDim
-        guard config.activation == "silu" else {
-            throw IRMError("\(weights.source): /config: hidden_act \"\(config.activation)\" is not supported for \(config.architecture.rawValue); irm computes SwiGLU with silu")
-        }
-        guard config.rotaryDim == config.headDim else {
-            throw IRMError("\(weights.source): /config: partial rotary embeddings (\(config.rotaryDim) of \(config.headDim) dimensions) are not supported for \(config.architecture.rawValue)")
-        }
+        // The config was checked when read (ModelConfig.checkForwardPass).
         let windows = try Self.slidingWindows(config: config, source: weights.source)
 
         var layers: [Layer] = []
