@@ -72,6 +72,10 @@ public struct ModelConfig: Sendable, Equatable {
     public var mlpBias: Bool
     /// Mistral/Qwen2 sliding-window length, when one is configured and enabled.
     public var slidingWindow: Int?
+    /// The sliding window of each layer (nil: full attention): Mistral's applies to every layer;
+    /// Qwen2's to the layers that `layer_types` marks `sliding_attention` (or, without that key,
+    /// those from `max_window_layers` on), as transformers does.
+    public var layerSlidingWindows: [Int?] = []
     /// GPT-2's `scale_attn_by_inverse_layer_idx` (scales scores by 1/(layer+1)).
     public var scaleAttentionByInverseLayerIndex: Bool
     /// Number of reward outputs for a reward model (`num_labels`).
@@ -213,7 +217,24 @@ public struct ModelConfig: Sendable, Equatable {
             throw IRMError("\(source): the \(name) must be positive, found \(value)")
         }
         if labelCount <= 0 { throw IRMError("\(source): num_labels must be positive, found \(labelCount)") }
+        layerSlidingWindows = try Self.slidingWindows(window: slidingWindow, architecture: architecture, layerCount: layerCount,
+                                                      config: object, source: source)
         try checkForwardPass(source: source)
+    }
+
+    private static func slidingWindows(window: Int?, architecture: Architecture, layerCount: Int,
+                                       config: [String: JSONValue], source: String) throws -> [Int?] {
+        guard let window else { return Array(repeating: nil, count: layerCount) }
+        guard window > 0 else { throw IRMError("\(source): sliding_window must be positive, found \(window)") }
+        if architecture == .mistral { return Array(repeating: window, count: layerCount) }
+        if let types = config["layer_types"]?.arrayValue {
+            guard types.count == layerCount else {
+                throw IRMError("\(source): layer_types has \(types.count) entries, expected \(layerCount) (num_hidden_layers)")
+            }
+            return types.map { $0.stringValue == "sliding_attention" ? window : nil }
+        }
+        let firstWindowed = config["max_window_layers"]?.intValue ?? 0
+        return (0..<layerCount).map { $0 >= firstWindowed ? window : nil }
     }
 
     /// What the forward passes compute, checked when the config is read, so that `convert` and

@@ -37,7 +37,7 @@ public final class LlamaFamilyModel: TransformerModel {
         let d = config.hiddenSize, inner = config.intermediateSize
         let q = config.qDim, kv = config.kvDim
         // The config was checked when read (ModelConfig.checkForwardPass).
-        let windows = try Self.slidingWindows(config: config, source: weights.source)
+        let windows = config.layerSlidingWindows
 
         var layers: [Layer] = []
         for layer in 0..<config.layerCount {
@@ -72,23 +72,6 @@ public final class LlamaFamilyModel: TransformerModel {
         let embedding = try weights.take("model.embed_tokens.weight", shape: [config.vocabSize, d])
         self.embedding = embedding
         outputHead = try weights.outputHead(config: config, kind: kind, embedding: embedding)
-    }
-
-    /// The sliding window of each layer: Mistral's applies to every layer; Qwen2's to the layers
-    /// that `layer_types` marks `sliding_attention` (or, without that key, those from
-    /// `max_window_layers` on), as transformers does.
-    private static func slidingWindows(config: ModelConfig, source: String) throws -> [Int?] {
-        guard let window = config.slidingWindow else { return Array(repeating: nil, count: config.layerCount) }
-        guard window > 0 else { throw IRMError("\(source): /config: sliding_window must be positive, found \(window)") }
-        if config.architecture == .mistral { return Array(repeating: window, count: config.layerCount) }
-        if let types = config.json["layer_types"]?.arrayValue {
-            guard types.count == config.layerCount else {
-                throw IRMError("\(source): /config: layer_types has \(types.count) entries, expected \(config.layerCount)")
-            }
-            return types.map { $0.stringValue == "sliding_attention" ? window : nil }
-        }
-        let firstWindowed = config.json["max_window_layers"]?.intValue ?? 0
-        return (0..<config.layerCount).map { $0 >= firstWindowed ? window : nil }
     }
 
     public func finalHiddenStates(_ batch: PackedBatch, profile: ComputeProfile?) -> [Float] {
