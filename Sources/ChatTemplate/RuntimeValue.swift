@@ -20,18 +20,22 @@ indirect enum Value {
     case loop(LoopState)
 }
 
-/// An ordered string-keyed dictionary (a Python dict whose keys are strings).
-struct Dict {
+/// A Python dict whose keys are strings, during rendering.
+typealias Dict = InsertionOrderedDictionary<Value>
+
+/// A string-keyed dictionary that keeps insertion order, like a Python dict: assigning an existing
+/// key replaces its value and keeps its position; assigning nil removes it.
+struct InsertionOrderedDictionary<Element> {
     private(set) var keys: [String] = []
-    private var storage: [String: Value] = [:]
+    private var storage: [String: Element] = [:]
 
     init() {}
 
-    init(_ pairs: [(String, Value)]) {
+    init(_ pairs: [(String, Element)]) {
         for (key, value) in pairs { self[key] = value }
     }
 
-    subscript(key: String) -> Value? {
+    subscript(key: String) -> Element? {
         get { storage[key] }
         set {
             if let newValue {
@@ -43,8 +47,15 @@ struct Dict {
     }
 
     var count: Int { keys.count }
-    var pairs: [(String, Value)] { keys.compactMap { key in storage[key].map { (key, $0) } } }
-    var values: [Value] { keys.compactMap { storage[$0] } }
+    var pairs: [(String, Element)] { keys.compactMap { key in storage[key].map { (key, $0) } } }
+    var values: [Element] { keys.compactMap { storage[$0] } }
+}
+
+extension InsertionOrderedDictionary: Sendable where Element: Sendable {}
+
+extension InsertionOrderedDictionary where Element: Equatable {
+    /// Python dict equality: the same keys with equal values, in any order.
+    func hasSameEntries(as other: Self) -> Bool { storage == other.storage }
 }
 
 /// `namespace(...)`: the one mutable object templates can assign into (`{% set ns.x = 1 %}`), so

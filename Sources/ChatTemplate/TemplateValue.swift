@@ -20,38 +20,27 @@ public enum TemplateValue: Sendable, Equatable {
 /// A string-keyed mapping that keeps insertion order, like a Python dict. Assigning an existing key
 /// replaces its value and keeps its position.
 public struct TemplateObject: Sendable, Equatable {
-    public private(set) var keys: [String]
-    private var storage: [String: TemplateValue]
+    private var entries: InsertionOrderedDictionary<TemplateValue>
 
-    public init(_ pairs: [(String, TemplateValue)]) {
-        keys = []
-        storage = [:]
-        for (key, value) in pairs { self[key] = value }
-    }
+    public init(_ pairs: [(String, TemplateValue)]) { entries = InsertionOrderedDictionary(pairs) }
 
     public init() { self.init([]) }
 
+    public var keys: [String] { entries.keys }
+
     public subscript(key: String) -> TemplateValue? {
-        get { storage[key] }
-        set {
-            if let newValue {
-                if storage.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if storage.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
-            }
-        }
+        get { entries[key] }
+        set { entries[key] = newValue }
     }
 
     /// The entries in insertion order.
-    public var pairs: [(String, TemplateValue)] {
-        keys.compactMap { key in storage[key].map { (key, $0) } }
-    }
+    public var pairs: [(String, TemplateValue)] { entries.pairs }
 
-    public var count: Int { keys.count }
+    public var count: Int { entries.count }
 
     /// Python dict equality: the same keys with equal values, in any order.
     public static func == (lhs: TemplateObject, rhs: TemplateObject) -> Bool {
-        lhs.storage == rhs.storage
+        lhs.entries.hasSameEntries(as: rhs.entries)
     }
 }
 
