@@ -20,6 +20,10 @@ public struct CheckpointInspection: Sendable, Codable {
         public let ropeScaling: String?
         public let parallelResidual: Bool
         public let qkvBias: Bool
+        /// Width of the final hidden states the head reads (OPT's word_embed_proj_dim).
+        public let finalHiddenSize: Int
+        /// The architecture's own settings (norm placement, soft-capping, windows...), by key.
+        public let details: [String: String]
         public let labels: Int
         public let bosTokenID: Int?
         public let eosTokenID: Int?
@@ -67,7 +71,9 @@ public struct CheckpointInspection: Sendable, Codable {
             vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, layers: c.layerCount, heads: c.headCount, kvHeads: c.kvHeadCount,
             headDim: c.headDim, intermediateSize: c.intermediateSize, maxPositions: c.maxPositions, normEpsilon: c.normEpsilon,
             activation: c.activation, tiedEmbeddings: c.tiedEmbeddings, rotaryDim: c.rotaryDim, ropeTheta: c.ropeTheta,
-            ropeScaling: c.ropeScalingType, parallelResidual: c.useParallelResidual, qkvBias: c.qkvBias, labels: c.labelCount,
+            ropeScaling: c.ropeScalingType, parallelResidual: c.useParallelResidual, qkvBias: c.qkvBias,
+            finalHiddenSize: c.finalHiddenSize,
+            details: Dictionary(c.architecture.definition.details(c), uniquingKeysWith: { first, _ in first }), labels: c.labelCount,
             bosTokenID: c.bosTokenID, eosTokenID: c.eosTokenID, padTokenID: c.padTokenID)
         parameterCount = checkpoint.parameterCount
         tensors = checkpoint.tensors
@@ -139,10 +145,8 @@ public struct CheckpointInspection: Sendable, Codable {
         if c.rotaryDim > 0 {
             config.append(("rotary_dim", "\(c.rotaryDim) of \(c.headDim), theta \(c.ropeTheta)\(c.ropeScaling.map { ", scaling \($0)" } ?? "")"))
         }
-        if architecture == Architecture.gptNeoX.rawValue { config.append(("parallel_residual", "\(c.parallelResidual)")) }
-        if architecture == Architecture.qwen2.rawValue || c.qkvBias && architecture != Architecture.gpt2.rawValue {
-            config.append(("qkv_bias", "\(c.qkvBias)"))
-        }
+        if c.finalHiddenSize != c.hiddenSize { config.append(("final_hidden_size", "\(c.finalHiddenSize)")) }
+        config += c.details.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         if kind == CheckpointKind.rewardModel.rawValue { config.append(("labels", "\(c.labels)")) }
         config.append(("bos/eos/pad", [c.bosTokenID, c.eosTokenID, c.padTokenID].map { $0.map(String.init) ?? "-" }.joined(separator: "/")))
         for (key, value) in config { lines.append("  \(key.padding(toLength: 18, withPad: " ", startingAt: 0))\(value)") }

@@ -1,30 +1,5 @@
 import Foundation
 
-/// The transformer families irm runs. Raw values are Hugging Face `model_type` strings.
-public enum Architecture: String, CaseIterable, Sendable, Codable {
-    case gpt2
-    case gptNeoX = "gpt_neox"
-    case llama
-    case mistral
-    case qwen2
-
-    public static var supportedList: String { allCases.map(\.rawValue).joined(separator: ", ") }
-
-    /// The Hugging Face classes each architecture is imported from, for messages.
-    var huggingFaceClasses: [String] {
-        switch self {
-        case .gpt2: ["GPT2LMHeadModel", "GPT2ForSequenceClassification"]
-        case .gptNeoX: ["GPTNeoXForCausalLM", "GPTNeoXForSequenceClassification"]
-        case .llama: ["LlamaForCausalLM", "LlamaForSequenceClassification"]
-        case .mistral: ["MistralForCausalLM", "MistralForSequenceClassification"]
-        case .qwen2: ["Qwen2ForCausalLM", "Qwen2ForSequenceClassification"]
-        }
-    }
-
-    /// Whether this is one of the RMSNorm / RoPE / SwiGLU families.
-    public var isLlamaFamily: Bool { self == .llama || self == .mistral || self == .qwen2 }
-}
-
 /// What a checkpoint's head computes.
 public enum CheckpointKind: String, CaseIterable, Sendable, Codable {
     /// A causal language model: logits over the vocabulary at every position.
@@ -36,26 +11,31 @@ public enum CheckpointKind: String, CaseIterable, Sendable, Codable {
 
 /// The configuration of a model, normalised across architectures. It is parsed from the Hugging
 /// Face `config.json` keys that the checkpoint stores verbatim (see docs/checkpoint-format.md for
-/// every key, its default and its meaning); `json` keeps the original for display.
+/// every key, its default and its meaning); each architecture reads its own keys
+/// (`ArchitectureDefinition.readConfig`), and `json` keeps the original for display and for
+/// family-specific settings.
 public struct ModelConfig: Sendable, Equatable {
     public var architecture: Architecture
-    public var vocabSize: Int
-    public var hiddenSize: Int
-    public var layerCount: Int
-    public var headCount: Int
-    public var kvHeadCount: Int
-    public var headDim: Int
-    public var intermediateSize: Int
-    public var maxPositions: Int
-    /// LayerNorm epsilon (GPT-2, NeoX) or RMSNorm epsilon (Llama family).
-    public var normEpsilon: Double
-    /// Hugging Face activation name: `gelu_new` (GPT-2), `gelu` (NeoX), `silu` (Llama family).
-    public var activation: String
-    public var tiedEmbeddings: Bool
-    /// Number of leading dimensions of each head that RoPE rotates (0 for GPT-2).
-    public var rotaryDim: Int
-    public var ropeTheta: Double
-    /// A RoPE scaling type other than `default`, which irm records but does not compute.
+    public var vocabSize = 0
+    public var hiddenSize = 0
+    public var layerCount = 0
+    public var headCount = 0
+    public var kvHeadCount = 0
+    public var headDim = 0
+    public var intermediateSize = 0
+    public var maxPositions = 0
+    /// Width of the final hidden states that the output head reads: `hiddenSize`, or OPT's
+    /// `word_embed_proj_dim` when it projects out.
+    public var finalHiddenSize = 0
+    /// LayerNorm epsilon (GPT-2, NeoX, OPT) or RMSNorm epsilon (the RMSNorm families).
+    public var normEpsilon = 1e-5
+    /// Hugging Face activation name: `gelu_new` (GPT-2), `gelu` (NeoX), `silu` (Llama family),
+    /// `gelu_pytorch_tanh` (Gemma), `relu` (OPT).
+    public var activation = ""
+    public var tiedEmbeddings = false
+    /// Number of leading dimensions of each head that RoPE rotates (0 without RoPE).
+    public var rotaryDim = 0
+    public var ropeTheta = 0.0
     /// RoPE scaling (linear, dynamic, yarn, longrope, llama3); nil for plain RoPE.
     public var ropeScaling: RopeScaling?
     public var ropeScalingType: String? { ropeScaling?.kind.rawValue }
@@ -63,23 +43,21 @@ public struct ModelConfig: Sendable, Equatable {
     /// the sequence's length beyond some point (longrope past its original context).
     public var scoringContext: Int { min(maxPositions, ropeScaling?.uniformLength ?? maxPositions) }
     /// NeoX: `x + attn(ln1 x) + mlp(ln2 x)` instead of two sequential residual steps.
-    public var useParallelResidual: Bool
+    public var useParallelResidual = false
     /// Biases on the q/k/v projections (NeoX fused qkv, Llama `attention_bias`, always for Qwen2).
-    public var qkvBias: Bool
+    public var qkvBias = false
     /// Bias on the attention output projection (NeoX `dense`, Llama `attention_bias`).
-    public var attentionOutputBias: Bool
+    public var attentionOutputBias = false
     /// Biases on the MLP projections (GPT-2 and NeoX always; Llama `mlp_bias`).
-    public var mlpBias: Bool
-    /// Mistral/Qwen2 sliding-window length, when one is configured and enabled.
-    public var slidingWindow: Int?
-    /// The sliding window of each layer (nil: full attention): Mistral's applies to every layer;
-    /// Qwen2's to the layers that `layer_types` marks `sliding_attention` (or, without that key,
-    /// those from `max_window_layers` on), as transformers does.
+    public var mlpBias = false
+    /// The sliding window of each layer (nil: full attention): a query at position i sees the keys
+    /// at j with i - j < window. Mistral's applies to every layer; Qwen2's and Gemma 2's to the
+    /// layers that `layer_types` marks `sliding_attention`, as transformers does.
     public var layerSlidingWindows: [Int?] = []
-    /// GPT-2's `scale_attn_by_inverse_layer_idx` (scales scores by 1/(layer+1)).
-    public var scaleAttentionByInverseLayerIndex: Bool
+    /// Gemma 2's `final_logit_softcapping`: logits become `c·tanh(logits/c)` before the softmax.
+    public var finalLogitSoftCap: Double?
     /// Number of reward outputs for a reward model (`num_labels`).
-    public var labelCount: Int
+    public var labelCount = 1
     public var bosTokenID: Int?
     public var eosTokenID: Int?
     public var padTokenID: Int?
@@ -107,156 +85,19 @@ public struct ModelConfig: Sendable, Equatable {
             labelCount = labels
         } else if let id2label = object["id2label"]?.objectValue {
             labelCount = id2label.count
-        } else {
-            labelCount = 1
         }
-        slidingWindow = nil
-        scaleAttentionByInverseLayerIndex = false
-        ropeScaling = nil
-
-        switch architecture {
-        case .gpt2:
-            vocabSize = try reader.int("vocab_size")
-            hiddenSize = try reader.int("n_embd")
-            layerCount = try reader.int("n_layer")
-            headCount = try reader.int("n_head")
-            kvHeadCount = headCount
-            maxPositions = try reader.int("n_positions")
-            intermediateSize = try reader.optionalInt("n_inner") ?? 4 * hiddenSize
-            normEpsilon = try reader.double("layer_norm_epsilon", default: 1e-5)
-            activation = try reader.string("activation_function", default: "gelu_new")
-            tiedEmbeddings = try reader.bool("tie_word_embeddings", default: true)
-            rotaryDim = 0
-            ropeTheta = 0
-            useParallelResidual = false
-            qkvBias = true
-            attentionOutputBias = true
-            mlpBias = true
-            scaleAttentionByInverseLayerIndex = try reader.bool("scale_attn_by_inverse_layer_idx", default: false)
-            guard headCount > 0, hiddenSize % headCount == 0 else {
-                throw IRMError("\(source): n_embd (\(hiddenSize)) must be a positive multiple of n_head (\(headCount))")
-            }
-            headDim = hiddenSize / headCount
-        case .gptNeoX:
-            vocabSize = try reader.int("vocab_size")
-            hiddenSize = try reader.int("hidden_size")
-            layerCount = try reader.int("num_hidden_layers")
-            headCount = try reader.int("num_attention_heads")
-            kvHeadCount = headCount
-            maxPositions = try reader.int("max_position_embeddings")
-            intermediateSize = try reader.int("intermediate_size")
-            normEpsilon = try reader.double("layer_norm_eps", default: 1e-5)
-            activation = try reader.string("hidden_act", default: "gelu")
-            tiedEmbeddings = try reader.bool("tie_word_embeddings", default: false)
-            useParallelResidual = try reader.bool("use_parallel_residual", default: true)
-            let bias = try reader.bool("attention_bias", default: true)
-            qkvBias = bias
-            attentionOutputBias = bias
-            mlpBias = true
-            guard headCount > 0, hiddenSize % headCount == 0 else {
-                throw IRMError("\(source): hidden_size (\(hiddenSize)) must be a positive multiple of num_attention_heads (\(headCount))")
-            }
-            headDim = hiddenSize / headCount
-            let rope = try reader.rope(defaultTheta: 10000)
-            // Pythia configs say rotary_pct / rotary_emb_base; transformers 5 writes rope_parameters.
-            let fraction = try rope.partialRotaryFactor ?? reader.double("rotary_pct", default: 0.25)
-            ropeTheta = try rope.theta ?? reader.double("rotary_emb_base", default: 10000)
-            rotaryDim = Int(Double(headDim) * fraction)
-            ropeScaling = try rope.scaling(source: source, maxPositions: maxPositions, rotaryDim: rotaryDim)
-        case .llama, .mistral, .qwen2:
-            vocabSize = try reader.int("vocab_size")
-            hiddenSize = try reader.int("hidden_size")
-            layerCount = try reader.int("num_hidden_layers")
-            headCount = try reader.int("num_attention_heads")
-            kvHeadCount = try reader.optionalInt("num_key_value_heads") ?? headCount
-            maxPositions = try reader.int("max_position_embeddings")
-            intermediateSize = try reader.int("intermediate_size")
-            normEpsilon = try reader.double("rms_norm_eps", default: 1e-6)
-            activation = try reader.string("hidden_act", default: "silu")
-            tiedEmbeddings = try reader.bool("tie_word_embeddings", default: false)
-            useParallelResidual = false
-            guard headCount > 0, kvHeadCount > 0, headCount % kvHeadCount == 0 else {
-                throw IRMError("\(source): num_attention_heads (\(headCount)) must be a positive multiple of num_key_value_heads (\(kvHeadCount))")
-            }
-            if let explicit = try reader.optionalInt("head_dim") {
-                headDim = explicit
-            } else {
-                guard hiddenSize % headCount == 0 else {
-                    throw IRMError("\(source): hidden_size (\(hiddenSize)) is not a multiple of num_attention_heads (\(headCount)) and no head_dim is given")
-                }
-                headDim = hiddenSize / headCount
-            }
-            rotaryDim = headDim
-            let rope = try reader.rope(defaultTheta: 10000)
-            ropeTheta = rope.theta ?? 10000
-            if let factor = rope.partialRotaryFactor { rotaryDim = Int(Double(headDim) * factor) }
-            ropeScaling = try rope.scaling(source: source, maxPositions: maxPositions, rotaryDim: rotaryDim)
-            switch architecture {
-            case .qwen2:
-                qkvBias = true
-                attentionOutputBias = false
-                mlpBias = false
-                if try reader.bool("use_sliding_window", default: false) {
-                    slidingWindow = try reader.optionalInt("sliding_window")
-                }
-            case .mistral:
-                qkvBias = false
-                attentionOutputBias = false
-                mlpBias = false
-                slidingWindow = try reader.optionalInt("sliding_window")
-            default:
-                let bias = try reader.bool("attention_bias", default: false)
-                qkvBias = bias
-                attentionOutputBias = bias
-                mlpBias = try reader.bool("mlp_bias", default: false)
-            }
-        }
+        try architecture.definition.readConfig(reader, modelType: modelType, into: &self)
+        if finalHiddenSize == 0 { finalHiddenSize = hiddenSize }
         for (name, value) in [("vocab size", vocabSize), ("hidden size", hiddenSize), ("layer count", layerCount),
-                              ("intermediate size", intermediateSize), ("max positions", maxPositions), ("head dim", headDim)]
+                              ("intermediate size", intermediateSize), ("max positions", maxPositions), ("head dim", headDim),
+                              ("head count", headCount), ("key/value head count", kvHeadCount), ("final hidden size", finalHiddenSize)]
         where value <= 0 {
             throw IRMError("\(source): the \(name) must be positive, found \(value)")
         }
         if labelCount <= 0 { throw IRMError("\(source): num_labels must be positive, found \(labelCount)") }
-        layerSlidingWindows = try Self.slidingWindows(window: slidingWindow, architecture: architecture, layerCount: layerCount,
-                                                      config: object, source: source)
-        try checkForwardPass(source: source)
-    }
-
-    private static func slidingWindows(window: Int?, architecture: Architecture, layerCount: Int,
-                                       config: [String: JSONValue], source: String) throws -> [Int?] {
-        guard let window else { return Array(repeating: nil, count: layerCount) }
-        guard window > 0 else { throw IRMError("\(source): sliding_window must be positive, found \(window)") }
-        if architecture == .mistral { return Array(repeating: window, count: layerCount) }
-        if let types = config["layer_types"]?.arrayValue {
-            guard types.count == layerCount else {
-                throw IRMError("\(source): layer_types has \(types.count) entries, expected \(layerCount) (num_hidden_layers)")
-            }
-            return types.map { $0.stringValue == "sliding_attention" ? window : nil }
-        }
-        let firstWindowed = config["max_window_layers"]?.intValue ?? 0
-        return (0..<layerCount).map { $0 >= firstWindowed ? window : nil }
-    }
-
-    /// What the forward passes compute, checked when the config is read, so that `convert` and
-    /// `inspect` refuse what `score` would: the activation of each architecture, and full-width
-    /// rotary embeddings for the Llama family.
-    private func checkForwardPass(source: String) throws {
-        switch architecture {
-        case .gpt2:
-            guard activation == "gelu_new" || activation == "gelu_pytorch_tanh" else {
-                throw IRMError("\(source): activation_function \"\(activation)\" is not supported for gpt2; irm computes gelu_new (tanh approximation)")
-            }
-        case .gptNeoX:
-            guard activation == "gelu" else {
-                throw IRMError("\(source): hidden_act \"\(activation)\" is not supported for gpt_neox; irm computes the exact (erf) gelu")
-            }
-        case .llama, .mistral, .qwen2:
-            guard activation == "silu" else {
-                throw IRMError("\(source): hidden_act \"\(activation)\" is not supported for \(architecture.rawValue); irm computes SwiGLU with silu")
-            }
-            guard rotaryDim == headDim else {
-                throw IRMError("\(source): partial rotary embeddings (\(rotaryDim) of \(headDim) dimensions) are not supported for \(architecture.rawValue)")
-            }
+        if layerSlidingWindows.isEmpty { layerSlidingWindows = Array(repeating: nil, count: layerCount) }
+        if let cap = finalLogitSoftCap, !(cap > 0) {
+            throw IRMError("\(source): final_logit_softcapping must be positive, found \(cap)")
         }
     }
 
@@ -320,8 +161,10 @@ struct ConfigReader {
         /// The object that holds the scaling type and its parameters, and its key.
         var scalingParameters: (key: String, values: [String: JSONValue])?
 
-        func scaling(source: String, maxPositions: Int, rotaryDim: Int) throws -> RopeScaling? {
-            guard let (key, values) = scalingParameters else { return nil }
+        func scaling(source: String, maxPositions: Int, rotaryDim: Int, originalOverride: Int? = nil) throws -> RopeScaling? {
+            guard let (key, stored) = scalingParameters else { return nil }
+            var values = stored
+            if let originalOverride { values["original_max_position_embeddings"] = .int(Int64(originalOverride)) }
             return try RopeScaling.parse(values, source: source, key: key, maxPositions: maxPositions, rotaryDim: rotaryDim)
         }
     }
@@ -349,5 +192,99 @@ struct ConfigReader {
             rope.scalingParameters = ("rope_scaling", scaling)
         }
         return rope
+    }
+}
+
+// MARK: - Keys shared by several families
+
+extension ConfigReader {
+    /// The sizes of a Llama-style config: `vocab_size`, `hidden_size`, `num_hidden_layers`,
+    /// `num_attention_heads`, `num_key_value_heads` (default: the head count),
+    /// `max_position_embeddings`, `intermediate_size` and `head_dim` (default: `defaultHeadDim`,
+    /// else hidden / heads).
+    func readDecoderSizes(into config: inout ModelConfig, defaultHeadDim: Int? = nil) throws {
+        config.vocabSize = try int("vocab_size")
+        config.hiddenSize = try int("hidden_size")
+        config.layerCount = try int("num_hidden_layers")
+        config.headCount = try int("num_attention_heads")
+        config.kvHeadCount = try optionalInt("num_key_value_heads") ?? config.headCount
+        config.maxPositions = try int("max_position_embeddings")
+        config.intermediateSize = try int("intermediate_size")
+        guard config.headCount > 0, config.kvHeadCount > 0, config.headCount % config.kvHeadCount == 0 else {
+            throw IRMError("\(source): num_attention_heads (\(config.headCount)) must be a positive multiple of num_key_value_heads (\(config.kvHeadCount))")
+        }
+        if let explicit = try optionalInt("head_dim") ?? defaultHeadDim {
+            config.headDim = explicit
+        } else {
+            guard config.hiddenSize % config.headCount == 0 else {
+                throw IRMError("\(source): hidden_size (\(config.hiddenSize)) is not a multiple of num_attention_heads (\(config.headCount)) and no head_dim is given")
+            }
+            config.headDim = config.hiddenSize / config.headCount
+        }
+    }
+
+    /// RoPE over the whole head (or `partial_rotary_factor` of it where `allowsPartial`):
+    /// `rope_theta` (default `defaultTheta`) and the scaling, from either spelling.
+    /// `originalOverride` replaces the scaling object's `original_max_position_embeddings` (Phi-3
+    /// reads its top-level key, default 4096, whatever the object says); `typeAliases` renames
+    /// scaling types (Phi-3's legacy `su` and `yarn` mean `longrope`).
+    func readRotary(into config: inout ModelConfig, defaultTheta: Double, allowsPartial: Bool, family: String,
+                    originalOverride: Int? = nil, typeAliases: [String: String] = [:]) throws {
+        var rope = try rope(defaultTheta: defaultTheta)
+        if let (key, stored) = rope.scalingParameters {
+            var values = stored
+            for typeKey in ["rope_type", "type"] {
+                if let name = values[typeKey]?.stringValue, let alias = typeAliases[name] { values[typeKey] = .string(alias) }
+            }
+            rope.scalingParameters = (key, values)
+        }
+        config.ropeTheta = rope.theta ?? defaultTheta
+        guard config.ropeTheta > 0, config.ropeTheta.isFinite else {
+            throw IRMError("\(source): rope_theta must be a positive number, found \(config.ropeTheta)")
+        }
+        config.rotaryDim = config.headDim
+        if let factor = rope.partialRotaryFactor {
+            guard factor > 0, factor <= 1 else {
+                throw IRMError("\(source): partial_rotary_factor must be in (0, 1], found \(factor)")
+            }
+            config.rotaryDim = Int(Double(config.headDim) * factor)
+            guard allowsPartial || config.rotaryDim == config.headDim else {
+                throw IRMError("\(source): partial rotary embeddings (\(config.rotaryDim) of \(config.headDim) dimensions, partial_rotary_factor) are not supported for \(family)")
+            }
+        }
+        guard config.rotaryDim % 2 == 0 else {
+            throw IRMError("\(source): the rotary width must be even, found \(config.rotaryDim) of \(config.headDim) dimensions")
+        }
+        config.ropeScaling = try rope.scaling(source: source, maxPositions: config.maxPositions, rotaryDim: config.rotaryDim,
+                                              originalOverride: originalOverride)
+    }
+
+    /// The activation under `key` (default `fallback`), which must be one of `supported`.
+    func activation(_ key: String, default fallback: String, supported: [String], family: String, computes: String) throws -> String {
+        let name = try string(key, default: fallback)
+        guard supported.contains(name) else {
+            throw IRMError("\(source): \(key) \"\(name)\" is not supported for \(family); irm computes \(computes)")
+        }
+        return name
+    }
+
+    /// The window of each layer: `window` on the layers that `layer_types` marks
+    /// `sliding_attention`, or, without that key, on those `defaultSliding` picks.
+    func slidingWindows(window: Int?, layerCount: Int, defaultSliding: (Int) -> Bool) throws -> [Int?] {
+        guard let window else { return Array(repeating: nil, count: layerCount) }
+        guard window > 0 else { throw IRMError("\(source): sliding_window must be positive, found \(window)") }
+        if let value = object["layer_types"], !value.isNull {
+            guard let types = value.arrayValue, types.count == layerCount else {
+                throw IRMError("\(source): layer_types should list \(layerCount) entries (num_hidden_layers), found \(value.brief)")
+            }
+            return try types.enumerated().map { index, type in
+                switch type.stringValue {
+                case "sliding_attention": return window
+                case "full_attention": return nil
+                default: throw IRMError("\(source): layer_types[\(index)] should be \"sliding_attention\" or \"full_attention\", found \(type.brief)")
+                }
+            }
+        }
+        return (0..<layerCount).map { defaultSliding($0) ? window : nil }
     }
 }

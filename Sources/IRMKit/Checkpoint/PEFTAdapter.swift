@@ -584,12 +584,12 @@ extension LoRAAdapter {
         }
         let embeddingModules: Set<String> = {
             var set: Set<String> = [String(TensorLayout.inputEmbeddingName(base.architecture).dropLast(".weight".count))]
-            if base.architecture == .gpt2 { set.insert("transformer.wpe") }
+            set.formUnion(base.architecture.definition.otherEmbeddingModules)
             return set
         }()
         let headModules: Set<String> = [String(TensorLayout.outputHeadName(base.architecture).dropLast(".weight".count)), "score"]
         func isConv1D(_ module: String) -> Bool {
-            base.architecture == .gpt2 && [".attn.c_attn", ".attn.c_proj", ".mlp.c_fc", ".mlp.c_proj"].contains { module.hasSuffix($0) }
+            base.architecture.definition.conv1DModuleSuffixes.contains { module.hasSuffix($0) }
         }
         func missing(_ key: String, _ name: String) -> IRMError {
             var hint = ""

@@ -9,6 +9,8 @@ struct AttentionGeometry: Sendable {
     let scale: Float
     /// Mistral/Qwen2 sliding window: a query at position i sees keys j with i - j < window.
     let window: Int?
+    /// Gemma 2's `attn_logit_softcapping` c: scores become `c·tanh(s/c)` before the softmax.
+    var softCap: Float? = nil
 
     var qDim: Int { headCount * headDim }
     var kvDim: Int { kvHeadCount * headDim }
@@ -96,12 +98,17 @@ enum CausalAttention {
                     let nextLo = g.window.map { max(0, p + 1 - $0 + 1) } ?? 0
                     scorePair(q, q + g.qkvWidth, firstBlock: lo / 8, lastBlock: (p + 1) / 8, panels: panels, headDim: hd,
                               scale: g.scale, scores: scores, otherScores: otherScores)
+                    if let cap = g.softCap {
+                        softCap(scores + lo, count: p - lo + 1, cap: cap)
+                        softCap(otherScores + nextLo, count: p + 2 - nextLo, cap: cap)
+                    }
                     weighValues(position: p, first: lo, values: values, headDim: hd, scores: scores, output: out)
                     weighValues(position: p + 1, first: nextLo, values: values, headDim: hd, scores: otherScores,
                                 output: out + g.qDim)
                     i += 2
                 } else {
                     scoreOne(q, firstBlock: lo / 8, lastBlock: p / 8, panels: panels, headDim: hd, scale: g.scale, scores: scores)
+                    if let cap = g.softCap { softCap(scores + lo, count: p - lo + 1, cap: cap) }
                     weighValues(position: p, first: lo, values: values, headDim: hd, scores: scores, output: out)
                     i += 1
                 }
@@ -189,6 +196,12 @@ enum CausalAttention {
             Kernels.store8(c * scale, otherScores + b * 8)
             b += 1
         }
+    }
+
+    /// `c·tanh(s/c)` of each score, in place.
+    @inline(__always)
+    private static func softCap(_ scores: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+        for j in 0..<count { scores[j] = cap * Foundation.tanh(scores[j] / cap) }
     }
 
     /// Softmax of the scores of keys `first...position` (in position order), then the weighted sum

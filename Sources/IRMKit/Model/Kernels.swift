@@ -171,9 +171,11 @@ enum Kernels {
         }
     }
 
-    /// RMSNorm of each row: `x / sqrt(mean(x²) + eps) * weight`.
+    /// RMSNorm of each row: `x / sqrt(mean(x²) + eps) * weight`. Rows are `rowStride` floats apart
+    /// (default `width`), in the input and in the output; the input may be the output.
     static func rmsNorm(_ input: UnsafePointer<Float>, rows: Int, width: Int, weight: [Float], epsilon: Double,
-                        output: UnsafeMutablePointer<Float>) {
+                        output: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
+        let stride = rowStride ?? width
         let io = UnsafeSendable((input, output))
         weight.withUnsafeBufferPointer { w in
             let w = UnsafeSendable(w)
@@ -181,7 +183,7 @@ enum Kernels {
             for r in range {
                 let (input, output) = io.value
                 let w = w.value
-                let x = input + r * width, y = output + r * width
+                let x = input + r * stride, y = output + r * stride
                 var acc = SIMD8<Float>()
                 var j = 0
                 while j + 8 <= width { let v = load8(x + j); acc = acc.addingProduct(v, v); j += 8 }
@@ -244,6 +246,46 @@ enum Kernels {
             while j < width { y[j] = gate[j] / (1 + Foundation.exp(-gate[j])) * up[j]; j += 1 }
         }
         }
+    }
+
+    /// GeGLU with `gelu_pytorch_tanh`: `output[r][j] = gelu_tanh(gate) * up`, each input row
+    /// `[gate (width) | up (width)]`; the gelu is `geluTanh`'s `x · σ(2u)`.
+    static func geluTanhGate(_ input: UnsafePointer<Float>, rows: Int, width: Int, output: UnsafeMutablePointer<Float>) {
+        let c = Float((2.0 / Double.pi).squareRoot())
+        let io = UnsafeSendable((input, output))
+        forEachRange(rows, minimumPerTask: 8) { range in
+        let (input, output) = io.value
+        for r in range {
+            let gate = input + r * 2 * width, up = gate + width, y = output + r * width
+            var j = 0
+            while j + 8 <= width {
+                let g = load8(gate + j)
+                let u = c * (g + 0.044715 * g * g * g)
+                store8(g / (1 + exp(-2 * u)) * load8(up + j), y + j)
+                j += 8
+            }
+            while j < width {
+                let g = gate[j]
+                let u = c * (g + 0.044715 * g * g * g)
+                y[j] = g / (1 + Foundation.exp(-2 * u)) * up[j]
+                j += 1
+            }
+        }
+        }
+    }
+
+    /// Gemma 2's soft-capping, `c·tanh(x/c)`, in place.
+    static func softCap(_ x: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+        let shared = UnsafeSendable(x)
+        forEachRange(count, minimumPerTask: 16384) { range in
+            let x = shared.value
+            for i in range { x[i] = cap * Foundation.tanh(x[i] / cap) }
+        }
+    }
+
+    /// `max(x, 0)`, in place (OPT).
+    static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count where x[i] < 0 { x[i] = 0 }
     }
 
     // MARK: Rotary position embedding

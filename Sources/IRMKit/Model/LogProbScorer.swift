@@ -179,7 +179,7 @@ public final class LogProbScorer {
     /// gives a zero vector. Identical sequences are run once.
     public func meanPooledHiddenStates(of sequences: [[Int32]], under model: any TransformerModel,
                                        progress: ScoringProgress? = nil) throws -> [[Double]] {
-        let width = model.config.hiddenSize
+        let width = model.config.finalHiddenSize
         for (index, ids) in sequences.enumerated() {
             if let bad = ids.firstIndex(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
                 throw IRMError("sequence \(index): token id \(ids[bad]) at position \(bad) is outside the model's vocabulary (ids 0..<\(model.config.vocabSize))")
@@ -281,11 +281,12 @@ public final class LogProbScorer {
 
     private func headLogits(_ hidden: [Float], firstRow: Int, rows: Int, model: any TransformerModel) -> FloatBuffer {
         let start = profile != nil ? ComputeProfile.now() : 0
-        let d = model.config.hiddenSize
+        let d = model.config.finalHiddenSize
         let logits = FloatBuffer(count: rows * model.outputWidth)
         hidden.withUnsafeBufferPointer { h in
             Kernels.gemm(h.baseAddress! + firstRow * d, rows: rows, weight: model.outputHead, output: logits.pointer, beta: 0)
         }
+        if let cap = model.config.finalLogitSoftCap { Kernels.softCap(logits.pointer, count: logits.count, cap: Float(cap)) }
         if let profile {
             profile.headSeconds += ComputeProfile.now() - start
             profile.headFlops += 2 * Double(rows) * Double(d) * Double(model.outputWidth)

@@ -82,9 +82,10 @@ public enum ReferenceKernels {
     }
 
     /// Causal (grouped-query) attention of one sequence. `q`: `[T, heads·d]`; `k`, `v`:
-    /// `[T, kvHeads·d]`. A query at position i sees keys j ≤ i with i - j < window.
+    /// `[T, kvHeads·d]`. A query at position i sees keys j ≤ i with i - j < window. With `softCap`
+    /// c, each scaled score s becomes `c·tanh(s/c)` before the softmax (Gemma 2).
     public static func attention(q: [Float], k: [Float], v: [Float], length: Int, headCount: Int, kvHeadCount: Int,
-                                 headDim: Int, scale: Double, window: Int?) -> [Double] {
+                                 headDim: Int, scale: Double, window: Int?, softCap: Double? = nil) -> [Double] {
         var out = [Double](repeating: 0, count: length * headCount * headDim)
         let group = headCount / kvHeadCount
         for h in 0..<headCount {
@@ -97,7 +98,8 @@ public enum ReferenceKernels {
                     for d in 0..<headDim {
                         dot += Double(q[i * headCount * headDim + h * headDim + d]) * Double(k[j * kvHeadCount * headDim + kvh * headDim + d])
                     }
-                    scores.append(dot * scale)
+                    let scaled = dot * scale
+                    scores.append(softCap.map { $0 * Foundation.tanh(scaled / $0) } ?? scaled)
                 }
                 let m = scores.max() ?? 0
                 let weights = scores.map { Foundation.exp($0 - m) }

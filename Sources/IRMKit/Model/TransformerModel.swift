@@ -1,36 +1,25 @@
 import Foundation
 
-/// A decoder-only transformer that irm can run: the common face of `GPT2Model`, `GPTNeoXModel` and
-/// `LlamaFamilyModel`.
+/// A decoder-only transformer that irm can run. Each architecture builds one
+/// (`ArchitectureDefinition.makeModel`, Model/Architectures/; its doc comment is the recipe for
+/// adding one).
 ///
-/// A model computes the final-norm hidden states of a packed batch (`PackedBatch`): the tokens of
+/// A model computes the final hidden states of a packed batch (`PackedBatch`): the tokens of
 /// many sequences laid end to end as the rows of one matrix, so that every projection is one large
 /// GEMM and no row is padding. Attention runs per sequence. A sequence may continue a prefix whose
 /// keys and values were computed earlier (`KeyValueCache`), which is how responses to the same
-/// prompt share the prompt's work. What happens after the final norm (the vocabulary head and the
-/// log-softmax, or a reward head) is the scorer's business; `outputHead` gives it the matrix.
-///
-/// ## Adding an architecture
-/// 1. Teach `ModelConfig` (Checkpoint/ModelConfig.swift) the config keys and `TensorLayout` the
-///    tensor names and shapes; `irm convert` and `irm inspect` then handle the checkpoints.
-/// 2. Write `Model/<Family>.swift`: a private weights struct per block, built from a
-///    `CheckpointWeights` (which checks each tensor's shape and converts nothing it need not),
-///    and one public `final class <Family>Model: TransformerModel` whose `finalHiddenStates` is the
-///    forward pass, written with the shared kernels (`Kernels`, `CausalAttention`). Fuse the q/k/v
-///    projections into one `[Q | K | V]` matrix at load time: `CausalAttention` expects that row layout.
-/// 3. Add the case to `ModelLoading.load(checkpoint:)`.
-/// 4. Add the model to scripts/fixtures/make_logprob_fixtures.py (a float64 reference from
-///    transformers, cross-checked by its numpy forward pass), regenerate, and list the fixture in
-///    Tests/IRMKitTests/Model/LogProbParityTests.swift.
+/// prompt share the prompt's work. What happens after the final hidden states (the vocabulary head,
+/// any logit soft-capping and the log-softmax, or a reward head) is the scorer's business;
+/// `outputHead` gives it the matrix.
 public protocol TransformerModel: AnyObject, Sendable {
     var config: ModelConfig { get }
     var kind: CheckpointKind { get }
     /// The matrix applied to final hidden states: the vocabulary head of a policy (which may have
     /// more rows than the tokenizer has tokens) or the score head of a reward model.
     var outputHead: DenseWeight { get }
-    /// Runs the stack over `batch` and returns the final-norm hidden states of the rows that the
-    /// batch's segments ask for (`ForwardSegment.outputRows`), in segment order, `hiddenSize` floats
-    /// each. Records the keys and values of segments that ask for it.
+    /// Runs the stack over `batch` and returns the final hidden states of the rows that the
+    /// batch's segments ask for (`ForwardSegment.outputRows`), in segment order,
+    /// `config.finalHiddenSize` floats each. Records the keys and values of segments that ask for it.
     func finalHiddenStates(_ batch: PackedBatch, profile: ComputeProfile?) -> [Float]
 }
 
@@ -82,19 +71,24 @@ public enum ModelLoading {
     }
 
     private static func build(checkpoint: Checkpoint, weights: inout CheckpointWeights) throws -> any TransformerModel {
-        switch checkpoint.architecture {
-        case .gpt2: try GPT2Model(config: checkpoint.config, kind: checkpoint.kind, weights: &weights)
-        case .gptNeoX: try GPTNeoXModel(config: checkpoint.config, kind: checkpoint.kind, weights: &weights)
-        case .llama, .mistral, .qwen2: try LlamaFamilyModel(config: checkpoint.config, kind: checkpoint.kind, weights: &weights)
-        }
+        try build(config: checkpoint.config, kind: checkpoint.kind, weights: &weights)
+    }
+
+    /// The model of `config`'s architecture, from `weights`, each tensor checked against the
+    /// architecture's table.
+    static func build(config: ModelConfig, kind: CheckpointKind, weights: inout CheckpointWeights) throws -> any TransformerModel {
+        weights.declare(TensorLayout.expectedShapes(for: config, kind: kind))
+        return try config.architecture.definition.makeModel(config: config, kind: kind, weights: &weights)
     }
 }
 
 /// The tensors of a checkpoint, handed out one at a time so that each float32 array moves into the
-/// model without a copy and peak memory stays near one copy of the weights.
+/// model without a copy and peak memory stays near one copy of the weights. Shapes come from the
+/// architecture's table (`TensorLayout.expectedShapes`), so a model file names each tensor once.
 struct CheckpointWeights {
     let source: String
     private var tensors: [String: CheckpointTensor]
+    private var declared: [String: [Int]] = [:]
 
     init(checkpoint: Checkpoint) throws {
         source = checkpoint.path
@@ -106,10 +100,22 @@ struct CheckpointWeights {
         self.source = source
     }
 
+    /// The tensors the architecture declares, with their shapes.
+    mutating func declare(_ shapes: [String: [Int]]) { declared = shapes }
+
     func contains(_ name: String) -> Bool { tensors[name] != nil }
 
-    /// Removes and returns a tensor's values after checking its shape.
-    mutating func take(_ name: String, shape: [Int]) throws -> [Float] {
+    /// The declared shape of `name`.
+    func shape(_ name: String) throws -> [Int] {
+        guard let shape = declared[name] else {
+            throw IRMError("\(source): /tensors/\(name): the architecture's tensor table does not list this tensor (an irm bug: please report it)")
+        }
+        return shape
+    }
+
+    /// Removes and returns a tensor's values after checking its shape against the declared one.
+    mutating func take(_ name: String) throws -> [Float] {
+        let shape = try shape(name)
         guard let tensor = tensors.removeValue(forKey: name) else {
             throw IRMError("\(source): /tensors/\(name): missing tensor (expected shape \(shape))")
         }
@@ -119,47 +125,61 @@ struct CheckpointWeights {
         return tensor.values
     }
 
-    /// Returns a tensor's values without removing it (for a tied head that is also the embedding).
-    func peek(_ name: String, shape: [Int]) throws -> [Float] {
-        guard let tensor = tensors[name] else {
-            throw IRMError("\(source): /tensors/\(name): missing tensor (expected shape \(shape))")
-        }
-        guard tensor.shape == shape else {
-            throw IRMError("\(source): /tensors/\(name): expected shape \(shape), found \(tensor.shape)")
-        }
-        return tensor.values
+    /// `take` for a tensor the table lists only in some configurations.
+    mutating func takeIfDeclared(_ name: String) throws -> [Float]? {
+        declared[name] == nil ? nil : try take(name)
     }
 
-    mutating func takeOptional(_ name: String, shape: [Int]) throws -> [Float]? {
-        contains(name) ? try take(name, shape: shape) : nil
+    /// A declared `[out, in]` weight (`nn.Linear`), with `prefix.bias` when the table lists one.
+    mutating func linear(_ prefix: String) throws -> Linear {
+        let name = prefix + ".weight"
+        let shape = try shape(name)
+        guard shape.count == 2 else { throw IRMError("\(source): /tensors/\(name): expected a matrix, the table says \(shape)") }
+        let w = try take(name)
+        return Linear(weight: DenseWeight(values: w, outFeatures: shape[0], inFeatures: shape[1], layout: .outByIn),
+                      bias: try takeIfDeclared(prefix + ".bias"))
     }
 
-    /// An `nn.Linear` weight `[out, in]` with its bias when `bias` is set.
-    mutating func linear(_ prefix: String, out: Int, in inFeatures: Int, bias: Bool) throws -> Linear {
-        let w = try take(prefix + ".weight", shape: [out, inFeatures])
-        let b = bias ? try take(prefix + ".bias", shape: [out]) : nil
-        return Linear(weight: DenseWeight(values: w, outFeatures: out, inFeatures: inFeatures, layout: .outByIn), bias: b)
+    /// Several declared `[out_i, in]` weights stacked into one `[Σ out_i, in]` projection (fused
+    /// q/k/v, gate/up), with their biases stacked when the table lists them.
+    mutating func stacked(_ prefixes: [String]) throws -> Linear {
+        var values: [Float] = [], biases: [Float] = []
+        var rows = 0, inFeatures = 0, biased = 0
+        for prefix in prefixes {
+            let part = try linear(prefix)
+            if inFeatures == 0 { inFeatures = part.inFeatures }
+            guard part.inFeatures == inFeatures else {
+                throw IRMError("\(source): /tensors/\(prefix).weight: expected \(inFeatures) inputs like \(prefixes[0]), found \(part.inFeatures)")
+            }
+            values += part.weight.values
+            rows += part.outFeatures
+            if let b = part.bias { biases += b; biased += 1 }
+        }
+        guard biased == 0 || biased == prefixes.count else {
+            throw IRMError("\(source): /tensors/\(prefixes[0]): some of \(prefixes.joined(separator: ", ")) have biases and some do not")
+        }
+        return Linear(weight: DenseWeight(values: values, outFeatures: rows, inFeatures: inFeatures, layout: .outByIn),
+                      bias: biased == 0 ? nil : biases)
     }
 
     /// The output head: the reward model's `score.weight`, else the untied head, else (tied) the
     /// input embedding, which the model keeps for lookups as well; the two share storage.
     mutating func outputHead(config: ModelConfig, kind: CheckpointKind, embedding: [Float]) throws -> DenseWeight {
-        let d = config.hiddenSize
+        let d = config.finalHiddenSize
         switch kind {
         case .rewardModel:
-            let w = try take("score.weight", shape: [config.labelCount, d])
+            let w = try take("score.weight")
             return DenseWeight(values: w, outFeatures: config.labelCount, inFeatures: d, layout: .outByIn)
         case .policy:
             let name = TensorLayout.outputHeadName(config.architecture)
-            if contains(name) {
-                let rows = tensors[name]?.shape.first ?? config.vocabSize
-                let w = try take(name, shape: [rows, d])
-                return DenseWeight(values: w, outFeatures: rows, inFeatures: d, layout: .outByIn)
+            if declared[name] != nil {
+                let w = try take(name)
+                return DenseWeight(values: w, outFeatures: w.count / d, inFeatures: d, layout: .outByIn)
             }
-            guard config.tiedEmbeddings else {
+            guard config.tiedEmbeddings, embedding.count == config.vocabSize * d else {
                 throw IRMError("\(source): /tensors/\(name): missing tensor; the configuration says the head is not tied to the input embedding")
             }
-            return DenseWeight(values: embedding, outFeatures: embedding.count / d, inFeatures: d, layout: .outByIn)
+            return DenseWeight(values: embedding, outFeatures: config.vocabSize, inFeatures: d, layout: .outByIn)
         }
     }
 }

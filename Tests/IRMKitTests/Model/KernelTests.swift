@@ -122,9 +122,12 @@ final class CausalAttentionTests: XCTestCase {
         let json = try JSONValue.parse("""
             {"model_type": "llama", "vocab_size": 50, "hidden_size": \(heads * headDim), "num_hidden_layers": 1,
              "num_attention_heads": \(heads), "num_key_value_heads": \(kvHeads), "max_position_embeddings": 64,
-             "intermediate_size": 8}
+             "intermediate_size": 8, "head_dim": \(2 * headDim)}
             """, source: "test")
-        return try ModelConfig(json: json, source: "test")
+        // The attention kernel takes any head width; a config's RoPE needs an even one.
+        var config = try ModelConfig(json: json, source: "test")
+        config.headDim = headDim
+        return config
     }
 
     /// Runs the kernel on one segment of `length` new tokens, optionally after a cached prefix.

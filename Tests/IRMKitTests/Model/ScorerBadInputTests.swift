@@ -86,14 +86,14 @@ final class ScorerBadInputTests: XCTestCase {
         var tensors = try checkpoint.loadAllTensors()
         tensors["model.layers.1.mlp.up_proj.weight"] = nil
         var weights = CheckpointWeights(tensors: tensors, source: "llama.h5")
-        XCTAssertThrowsError(try LlamaFamilyModel(config: checkpoint.config, kind: .policy, weights: &weights)) {
+        XCTAssertThrowsError(try ModelLoading.build(config: checkpoint.config, kind: .policy, weights: &weights)) {
             XCTAssertEqual("\($0)", "llama.h5: /tensors/model.layers.1.mlp.up_proj.weight: missing tensor (expected shape [64, 32])")
         }
         tensors = try checkpoint.loadAllTensors()
         let norm = try XCTUnwrap(tensors["model.norm.weight"])
         tensors["model.norm.weight"] = CheckpointTensor(name: norm.name, shape: [31], values: Array(norm.values.prefix(31)))
         weights = CheckpointWeights(tensors: tensors, source: "llama.h5")
-        XCTAssertThrowsError(try LlamaFamilyModel(config: checkpoint.config, kind: .policy, weights: &weights)) {
+        XCTAssertThrowsError(try ModelLoading.build(config: checkpoint.config, kind: .policy, weights: &weights)) {
             XCTAssertEqual("\($0)", "llama.h5: /tensors/model.norm.weight: expected shape [32], found [31]")
         }
     }

@@ -1,5 +1,74 @@
 import Foundation
 
+/// GPT-NeoX's config keys (`hidden_size`, `num_hidden_layers`, `num_attention_heads`,
+/// `intermediate_size`, `max_position_embeddings`, `layer_norm_eps`, `hidden_act`,
+/// `use_parallel_residual`, `attention_bias`, `rotary_pct`/`rotary_emb_base` or
+/// `rope_parameters`) and tensors (`gpt_neox.*`, the untied `embed_out`).
+struct GPTNeoXArchitecture: ArchitectureDefinition {
+    var backbonePrefix: String { "gpt_neox." }
+    var inputEmbeddingName: String { "gpt_neox.embed_in.weight" }
+    var outputHeadName: String { "embed_out.weight" }
+
+    func readConfig(_ reader: ConfigReader, modelType: String, into c: inout ModelConfig) throws {
+        c.vocabSize = try reader.int("vocab_size")
+        c.hiddenSize = try reader.int("hidden_size")
+        c.layerCount = try reader.int("num_hidden_layers")
+        c.headCount = try reader.int("num_attention_heads")
+        c.kvHeadCount = c.headCount
+        c.maxPositions = try reader.int("max_position_embeddings")
+        c.intermediateSize = try reader.int("intermediate_size")
+        c.normEpsilon = try reader.double("layer_norm_eps", default: 1e-5)
+        c.activation = try reader.activation("hidden_act", default: "gelu", supported: ["gelu"], family: "gpt_neox", computes: "the exact (erf) gelu")
+        c.tiedEmbeddings = try reader.bool("tie_word_embeddings", default: false)
+        c.useParallelResidual = try reader.bool("use_parallel_residual", default: true)
+        let bias = try reader.bool("attention_bias", default: true)
+        c.qkvBias = bias
+        c.attentionOutputBias = bias
+        c.mlpBias = true
+        guard c.headCount > 0, c.hiddenSize % c.headCount == 0 else {
+            throw IRMError("\(reader.source): hidden_size (\(c.hiddenSize)) must be a positive multiple of num_attention_heads (\(c.headCount))")
+        }
+        c.headDim = c.hiddenSize / c.headCount
+        let rope = try reader.rope(defaultTheta: 10000)
+        // Pythia configs say rotary_pct / rotary_emb_base; transformers 5 writes rope_parameters.
+        let fraction = try rope.partialRotaryFactor ?? reader.double("rotary_pct", default: 0.25)
+        guard fraction > 0, fraction <= 1 else {
+            throw IRMError("\(reader.source): the rotary fraction (rotary_pct or partial_rotary_factor) must be in (0, 1], found \(fraction)")
+        }
+        c.ropeTheta = try rope.theta ?? reader.double("rotary_emb_base", default: 10000)
+        guard c.ropeTheta > 0, c.ropeTheta.isFinite else {
+            throw IRMError("\(reader.source): the rotary base (rotary_emb_base or rope_theta) must be positive, found \(c.ropeTheta)")
+        }
+        c.rotaryDim = Int(Double(c.headDim) * fraction)
+        c.ropeScaling = try rope.scaling(source: reader.source, maxPositions: c.maxPositions, rotaryDim: c.rotaryDim)
+    }
+
+    func backboneTensors(_ c: ModelConfig) -> [String: [Int]] {
+        let d = c.hiddenSize, i = c.intermediateSize
+        var shapes = ["gpt_neox.embed_in.weight": [c.vocabSize, d], "gpt_neox.final_layer_norm.weight": [d], "gpt_neox.final_layer_norm.bias": [d]]
+        for layer in 0..<c.layerCount {
+            let p = "gpt_neox.layers.\(layer)."
+            for (name, shape) in [("input_layernorm.weight", [d]), ("input_layernorm.bias", [d]), ("post_attention_layernorm.weight", [d]),
+                                  ("post_attention_layernorm.bias", [d]), ("attention.query_key_value.weight", [3 * d, d]),
+                                  ("attention.dense.weight", [d, d]), ("mlp.dense_h_to_4h.weight", [i, d]), ("mlp.dense_h_to_4h.bias", [i]),
+                                  ("mlp.dense_4h_to_h.weight", [d, i]), ("mlp.dense_4h_to_h.bias", [d])] {
+                shapes[p + name] = shape
+            }
+            if c.qkvBias { shapes[p + "attention.query_key_value.bias"] = [3 * d] }
+            if c.attentionOutputBias { shapes[p + "attention.dense.bias"] = [d] }
+        }
+        return shapes
+    }
+
+    func makeModel(config: ModelConfig, kind: CheckpointKind, weights: inout CheckpointWeights) throws -> any TransformerModel {
+        try GPTNeoXModel(config: config, kind: kind, weights: &weights)
+    }
+
+    func details(_ c: ModelConfig) -> [(String, String)] {
+        [("parallel_residual", "\(c.useParallelResidual)"), ("qkv_bias", "\(c.qkvBias)")]
+    }
+}
+
 /// GPT-NeoX / Pythia: a fused qkv projection interleaved per head (rows `[q_h | k_h | v_h]` for each
 /// head in turn, regrouped at load time into `[Q | K | V]`), partial rotary embedding on the first
 /// `rotary_pct · headDim` dimensions of each head, exact-erf gelu, LayerNorm, and an untied
@@ -38,10 +107,10 @@ public final class GPTNeoXModel: TransformerModel {
     init(config: ModelConfig, kind: CheckpointKind, weights: inout CheckpointWeights) throws {
         self.config = config
         self.kind = kind
-        let d = config.hiddenSize, inner = config.intermediateSize, hd = config.headDim, heads = config.headCount
-        // The config was checked when read (ModelConfig.checkForwardPass).
+        let d = config.hiddenSize, hd = config.headDim, heads = config.headCount
+        // The config was checked when read (GPTNeoXArchitecture.readConfig).
         func norm(_ name: String) throws -> LayerNormWeights {
-            LayerNormWeights(weight: try weights.take(name + ".weight", shape: [d]), bias: try weights.take(name + ".bias", shape: [d]))
+            LayerNormWeights(weight: try weights.take(name + ".weight"), bias: try weights.take(name + ".bias"))
         }
         /// Regroups per-head `[q_h | k_h | v_h]` rows into `[Q | K | V]`.
         func regroup(_ values: [Float], rowWidth: Int) -> [Float] {
@@ -64,19 +133,19 @@ public final class GPTNeoXModel: TransformerModel {
         var layers: [Layer] = []
         for layer in 0..<config.layerCount {
             let p = "gpt_neox.layers.\(layer)."
-            let qkvWeight = regroup(try weights.take(p + "attention.query_key_value.weight", shape: [3 * d, d]), rowWidth: d)
-            let qkvBias = try config.qkvBias ? regroup(weights.take(p + "attention.query_key_value.bias", shape: [3 * d]), rowWidth: 1) : nil
+            let qkvWeight = regroup(try weights.take(p + "attention.query_key_value.weight"), rowWidth: d)
+            let qkvBias = try weights.takeIfDeclared(p + "attention.query_key_value.bias").map { regroup($0, rowWidth: 1) }
             layers.append(Layer(
                 inputNorm: try norm(p + "input_layernorm"),
                 postAttentionNorm: try norm(p + "post_attention_layernorm"),
                 queryKeyValue: Linear(weight: DenseWeight(values: qkvWeight, outFeatures: 3 * d, inFeatures: d, layout: .outByIn), bias: qkvBias),
-                dense: try weights.linear(p + "attention.dense", out: d, in: d, bias: config.attentionOutputBias),
-                up: try weights.linear(p + "mlp.dense_h_to_4h", out: inner, in: d, bias: true),
-                down: try weights.linear(p + "mlp.dense_4h_to_h", out: d, in: inner, bias: true)))
+                dense: try weights.linear(p + "attention.dense"),
+                up: try weights.linear(p + "mlp.dense_h_to_4h"),
+                down: try weights.linear(p + "mlp.dense_4h_to_h")))
         }
         self.layers = layers
         finalNorm = try norm("gpt_neox.final_layer_norm")
-        let embedding = try weights.take("gpt_neox.embed_in.weight", shape: [config.vocabSize, d])
+        let embedding = try weights.take("gpt_neox.embed_in.weight")
         self.embedding = embedding
         outputHead = try weights.outputHead(config: config, kind: kind, embedding: embedding)
         geometry = AttentionGeometry(headCount: heads, kvHeadCount: heads, headDim: hd, scale: Float(1 / Double(hd).squareRoot()), window: nil)

@@ -1,5 +1,63 @@
 import Foundation
 
+/// GPT-2's config keys (`n_embd`, `n_layer`, `n_head`, `n_positions`, `n_inner`,
+/// `layer_norm_epsilon`, `activation_function`, `scale_attn_weights`,
+/// `scale_attn_by_inverse_layer_idx`) and tensors (`transformer.*`, `Conv1D` weights `[in, out]`).
+struct GPT2Architecture: ArchitectureDefinition {
+    var backbonePrefix: String { "transformer." }
+    var inputEmbeddingName: String { "transformer.wte.weight" }
+    var conv1DModuleSuffixes: [String] { [".attn.c_attn", ".attn.c_proj", ".mlp.c_fc", ".mlp.c_proj"] }
+    var otherEmbeddingModules: [String] { ["transformer.wpe"] }
+    func huggingFaceClasses(stem: String) -> [String] { ["GPT2LMHeadModel", "GPT2ForSequenceClassification"] }
+
+    func readConfig(_ reader: ConfigReader, modelType: String, into c: inout ModelConfig) throws {
+        c.vocabSize = try reader.int("vocab_size")
+        c.hiddenSize = try reader.int("n_embd")
+        c.layerCount = try reader.int("n_layer")
+        c.headCount = try reader.int("n_head")
+        c.kvHeadCount = c.headCount
+        c.maxPositions = try reader.int("n_positions")
+        c.intermediateSize = try reader.optionalInt("n_inner") ?? 4 * c.hiddenSize
+        c.normEpsilon = try reader.double("layer_norm_epsilon", default: 1e-5)
+        c.activation = try reader.activation("activation_function", default: "gelu_new", supported: ["gelu_new", "gelu_pytorch_tanh"],
+                                             family: "gpt2", computes: "gelu_new (tanh approximation)")
+        c.tiedEmbeddings = try reader.bool("tie_word_embeddings", default: true)
+        c.qkvBias = true
+        c.attentionOutputBias = true
+        c.mlpBias = true
+        _ = try reader.bool("scale_attn_weights", default: true)
+        _ = try reader.bool("scale_attn_by_inverse_layer_idx", default: false)
+        guard c.headCount > 0, c.hiddenSize % c.headCount == 0 else {
+            throw IRMError("\(reader.source): n_embd (\(c.hiddenSize)) must be a positive multiple of n_head (\(c.headCount))")
+        }
+        c.headDim = c.hiddenSize / c.headCount
+    }
+
+    func backboneTensors(_ c: ModelConfig) -> [String: [Int]] {
+        let d = c.hiddenSize, i = c.intermediateSize
+        var shapes = ["transformer.wte.weight": [c.vocabSize, d], "transformer.wpe.weight": [c.maxPositions, d],
+                      "transformer.ln_f.weight": [d], "transformer.ln_f.bias": [d]]
+        for layer in 0..<c.layerCount {
+            let p = "transformer.h.\(layer)."
+            for (name, shape) in [("ln_1.weight", [d]), ("ln_1.bias", [d]), ("attn.c_attn.weight", [d, 3 * d]), ("attn.c_attn.bias", [3 * d]),
+                                  ("attn.c_proj.weight", [d, d]), ("attn.c_proj.bias", [d]), ("ln_2.weight", [d]), ("ln_2.bias", [d]),
+                                  ("mlp.c_fc.weight", [d, i]), ("mlp.c_fc.bias", [i]), ("mlp.c_proj.weight", [i, d]), ("mlp.c_proj.bias", [d])] {
+                shapes[p + name] = shape
+            }
+        }
+        return shapes
+    }
+
+    func makeModel(config: ModelConfig, kind: CheckpointKind, weights: inout CheckpointWeights) throws -> any TransformerModel {
+        try GPT2Model(config: config, kind: kind, weights: &weights)
+    }
+
+    func details(_ c: ModelConfig) -> [(String, String)] {
+        let scaled = c.json["scale_attn_by_inverse_layer_idx"]?.boolValue ?? false
+        return scaled ? [("attention_scale", "1/sqrt(head_dim)/(layer+1) (scale_attn_by_inverse_layer_idx)")] : []
+    }
+}
+
 /// GPT-2: learned absolute positions, pre-LayerNorm blocks, fused `[Q | K | V]` projection,
 /// `Conv1D` weights stored `[in, out]` (used as stored), tanh-approximated gelu, and a head tied to
 /// the token embedding.
@@ -37,37 +95,38 @@ public final class GPT2Model: TransformerModel {
     init(config: ModelConfig, kind: CheckpointKind, weights: inout CheckpointWeights) throws {
         self.config = config
         self.kind = kind
-        let d = config.hiddenSize, inner = config.intermediateSize
-        // The config was checked when read (ModelConfig.checkForwardPass).
+        // The config was checked when read (GPT2Architecture.readConfig).
         // The Conv1D weights stay [in, out]: sgemm reads them untransposed.
-        func conv1D(_ name: String, in inFeatures: Int, out: Int) throws -> Linear {
-            let w = try weights.take(name + ".weight", shape: [inFeatures, out])
-            let b = try weights.take(name + ".bias", shape: [out])
-            return Linear(weight: DenseWeight(values: w, outFeatures: out, inFeatures: inFeatures, layout: .inByOut), bias: b)
+        func conv1D(_ name: String) throws -> Linear {
+            let shape = try weights.shape(name + ".weight")
+            let w = try weights.take(name + ".weight")
+            return Linear(weight: DenseWeight(values: w, outFeatures: shape[1], inFeatures: shape[0], layout: .inByOut),
+                          bias: try weights.take(name + ".bias"))
         }
         func norm(_ name: String) throws -> LayerNormWeights {
-            LayerNormWeights(weight: try weights.take(name + ".weight", shape: [d]), bias: try weights.take(name + ".bias", shape: [d]))
+            LayerNormWeights(weight: try weights.take(name + ".weight"), bias: try weights.take(name + ".bias"))
         }
         let scaleWeights = config.json["scale_attn_weights"]?.boolValue ?? true
+        let scaleByLayer = config.json["scale_attn_by_inverse_layer_idx"]?.boolValue ?? false
         var blocks: [Block] = []
         for layer in 0..<config.layerCount {
             let p = "transformer.h.\(layer)."
             var scale: Double = scaleWeights ? 1 / Double(config.headDim).squareRoot() : 1
-            if config.scaleAttentionByInverseLayerIndex { scale /= Double(layer + 1) }
+            if scaleByLayer { scale /= Double(layer + 1) }
             blocks.append(Block(
                 norm1: try norm(p + "ln_1"),
-                attention: try conv1D(p + "attn.c_attn", in: d, out: 3 * d),
-                attentionOutput: try conv1D(p + "attn.c_proj", in: d, out: d),
+                attention: try conv1D(p + "attn.c_attn"),
+                attentionOutput: try conv1D(p + "attn.c_proj"),
                 norm2: try norm(p + "ln_2"),
-                up: try conv1D(p + "mlp.c_fc", in: d, out: inner),
-                down: try conv1D(p + "mlp.c_proj", in: inner, out: d),
+                up: try conv1D(p + "mlp.c_fc"),
+                down: try conv1D(p + "mlp.c_proj"),
                 geometry: AttentionGeometry(headCount: config.headCount, kvHeadCount: config.headCount, headDim: config.headDim,
                                             scale: Float(scale), window: nil)))
         }
         self.blocks = blocks
         finalNorm = try norm("transformer.ln_f")
-        positionEmbedding = try weights.take("transformer.wpe.weight", shape: [config.maxPositions, d])
-        let embedding = try weights.take("transformer.wte.weight", shape: [config.vocabSize, d])
+        positionEmbedding = try weights.take("transformer.wpe.weight")
+        let embedding = try weights.take("transformer.wte.weight")
         tokenEmbedding = embedding
         outputHead = try weights.outputHead(config: config, kind: kind, embedding: embedding)
     }
