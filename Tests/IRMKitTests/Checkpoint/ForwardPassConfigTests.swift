@@ -26,6 +26,23 @@ final class ForwardPassConfigTests: XCTestCase {
             ("hf/mistral", { $0["sliding_window"] = .int(0) }, "sliding_window must be positive, found 0"),
             ("hf/qwen2", { $0["use_sliding_window"] = .bool(true); $0["sliding_window"] = .int(4); $0["layer_types"] = .array([.string("sliding_attention")]) },
              "layer_types should list 2 entries (num_hidden_layers), found an array of 1"),
+            ("hf/llama", { $0["partial_rotary_factor"] = .double(1.5) }, "partial_rotary_factor must be in (0, 1], found 1.5"),
+            ("hf/neox-legacy", { $0["rotary_pct"] = .double(2) }, "the rotary fraction (rotary_pct or partial_rotary_factor) must be in (0, 1], found 2.0"),
+            // The families of make_architecture_fixtures.py.
+            ("logprobs/models/sharp-gemma2", { $0["attn_logit_softcapping"] = .double(-1) }, "attn_logit_softcapping must be positive or null, found -1.0"),
+            ("logprobs/models/sharp-gemma2", { $0["final_logit_softcapping"] = .int(0) }, "final_logit_softcapping must be positive or null, found 0.0"),
+            ("logprobs/models/sharp-gemma2", { $0["query_pre_attn_scalar"] = .int(0) }, "query_pre_attn_scalar must be positive, found 0.0"),
+            ("logprobs/models/sharp-gemma2", { $0["hidden_activation"] = .string("gelu") },
+             "hidden_activation \"gelu\" is not supported for gemma2; irm computes GeGLU with the tanh-approximated gelu"),
+            ("logprobs/models/sharp-gemma2", { $0["layer_types"] = .array([.string("sliding_attention"), .string("chunked_attention"), .string("full_attention")]) },
+             "layer_types[1] should be \"sliding_attention\" or \"full_attention\", found \"chunked_attention\""),
+            ("logprobs/models/sharp-gemma", { $0["use_bidirectional_attention"] = .bool(true) }, "use_bidirectional_attention is true; irm scores causal language models only"),
+            ("logprobs/models/sharp-phi3", { $0["rope_parameters"] = .object(["rope_type": .string("linear"), "factor": .int(2), "rope_theta": .double(10000)]) },
+             "Phi-3 takes longrope scaling only (as transformers does), found \"linear\""),
+            ("logprobs/models/sharp-phi3", { $0["sliding_window"] = .int(-4) }, "sliding_window must be positive, found -4"),
+            ("logprobs/models/sharp-opt", { $0["word_embed_proj_dim"] = .int(0) }, "word_embed_proj_dim must be positive, found 0"),
+            ("logprobs/models/sharp-opt", { $0["activation_function"] = .string("gelu") }, "activation_function \"gelu\" is not supported for opt; irm computes relu"),
+            ("logprobs/models/sharp-olmo2", { $0["hidden_act"] = .string("relu") }, "hidden_act \"relu\" is not supported for olmo2"),
         ]
         for (source, change, expected) in cases {
             let dir = try configWith(source, change)

@@ -43,6 +43,56 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// OLMo 2's QK-norm normalises the Q and K parts of fused `[Q | K | V]` rows in place.
+    func testRMSNormOverAStridedPartOfEachRowInPlace() {
+        let rows = 6, width = 20, stride = 52, offset = 12
+        let data = random.floats(rows * stride, scale: 2)
+        let w = random.floats(width)
+        let buffer = FloatBuffer(data)
+        Kernels.rmsNorm(buffer.pointer + offset, rows: rows, width: width, weight: w, epsilon: 1e-6, output: buffer.pointer + offset,
+                        rowStride: stride)
+        let result = buffer.array
+        for r in 0..<rows {
+            let part = Array(data[(r * stride + offset)..<(r * stride + offset + width)])
+            assertClose(Array(result[(r * stride + offset)..<(r * stride + offset + width)]).map(Double.init),
+                        ReferenceKernels.rmsNorm(part, width: width, weight: w, epsilon: 1e-6), absolute: 2e-6, relative: 2e-6, "row \(r)")
+            XCTAssertEqual(Array(result[(r * stride)..<(r * stride + offset)]), Array(data[(r * stride)..<(r * stride + offset)]),
+                           "row \(r): the columns before the part are untouched")
+            XCTAssertEqual(Array(result[(r * stride + offset + width)..<((r + 1) * stride)]),
+                           Array(data[(r * stride + offset + width)..<((r + 1) * stride)]), "row \(r): the columns after it too")
+        }
+    }
+
+    func testGemmaAndOPTActivationsAndSoftCappingMatchTheReference() {
+        var x = random.floats(1003, scale: 12)
+        x += [0, -0, 1e-8, -1e-8, 1e-3, -1e-3, 30, -30, 80, -80, 100, -100]
+        let up = random.floats(x.count)
+        let gateUp = FloatBuffer(x + up), out = FloatBuffer(count: x.count)
+        Kernels.geluTanhGate(gateUp.pointer, rows: 1, width: x.count, output: out.pointer)
+        assertClose(out.array.map(Double.init), zip(x, up).map { ReferenceKernels.geluTanh(Double($0)) * Double($1) },
+                    absolute: 1e-6, relative: 1e-6, "gelu-tanh gate")
+        // Several rows: each row's gate and up halves are its own.
+        let rows = 3, width = 17
+        let packed = random.floats(rows * 2 * width, scale: 4)
+        let rowsOut = FloatBuffer(count: rows * width)
+        let packedInput = FloatBuffer(packed)
+        Kernels.geluTanhGate(packedInput.pointer, rows: rows, width: width, output: rowsOut.pointer)
+        var expected: [Double] = []
+        for r in 0..<rows {
+            for j in 0..<width { expected.append(ReferenceKernels.geluTanh(Double(packed[r * 2 * width + j])) * Double(packed[r * 2 * width + width + j])) }
+        }
+        assertClose(rowsOut.array.map(Double.init), expected, absolute: 1e-5, relative: 1e-6, "gelu-tanh gate, \(rows) rows")
+
+        let relu = FloatBuffer(x + [.nan])
+        Kernels.relu(relu.pointer, count: x.count + 1)
+        XCTAssertEqual(Array(relu.array.prefix(x.count)), x.map { max($0, 0) }, "relu")
+        XCTAssertTrue(relu.array[x.count].isNaN, "relu keeps a NaN visible")
+
+        let capped = FloatBuffer(x)
+        Kernels.softCap(capped.pointer, count: x.count, cap: 8)
+        assertClose(capped.array.map(Double.init), x.map { 8 * Foundation.tanh(Double($0) / 8) }, absolute: 1e-6, relative: 1e-6, "soft cap")
+    }
+
     func testActivationsMatchTheReference() {
         // Wide range, both signs, and values near zero where tanh-based forms lose digits.
         var x = random.floats(1003, scale: 12)
@@ -163,6 +213,24 @@ final class CausalAttentionTests: XCTestCase {
                                                       headDim: headDim, scale: 0.7, window: window)
             // Scores reach ±30 here, so their float32 rounding (a few 1e-6) shows in the outputs.
             assertClose(out.map(Double.init), expected, absolute: 1e-5, relative: 1e-5, "heads \(heads)/\(kvHeads), window \(String(describing: window))")
+        }
+    }
+
+    /// Gemma 2's soft-capped scores, with and without a window, one query at a time and in pairs.
+    func testSoftCappedScoresMatchTheReference() throws {
+        for (heads, kvHeads, headDim, window, length) in [(4, 2, 16, 8, 45), (2, 1, 8, nil, 44), (4, 4, 12, 3, 9)] as [(Int, Int, Int, Int?, Int)] {
+            var g = AttentionGeometry(headCount: heads, kvHeadCount: kvHeads, headDim: headDim, scale: 0.6, window: window)
+            g.softCap = 4
+            let qkv = random.floats(length * g.qkvWidth, scale: 2)
+            let out = try attend(qkv, geometry: g, config: config(heads: heads, kvHeads: kvHeads, headDim: headDim),
+                                 segments: [(length, nil, false)]).output
+            let (q, k, v) = split(qkv, rows: length, g: g)
+            let expected = ReferenceKernels.attention(q: q, k: k, v: v, length: length, headCount: heads, kvHeadCount: kvHeads,
+                                                      headDim: headDim, scale: 0.6, window: window, softCap: 4)
+            assertClose(out.map(Double.init), expected, absolute: 1e-5, relative: 1e-5, "soft cap 4, heads \(heads)/\(kvHeads), window \(String(describing: window))")
+            let uncapped = ReferenceKernels.attention(q: q, k: k, v: v, length: length, headCount: heads, kvHeadCount: kvHeads,
+                                                      headDim: headDim, scale: 0.6, window: window)
+            XCTAssertGreaterThan(zip(expected, uncapped).map { abs($0 - $1) }.max() ?? 0, 1e-2, "the cap changes the result here")
         }
     }
 

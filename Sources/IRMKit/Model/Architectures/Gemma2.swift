@@ -86,7 +86,7 @@ struct Gemma2Architecture: ArchitectureDefinition {
     func details(_ c: ModelConfig) -> [(String, String)] {
         var lines: [(String, String)] = [("norms", "RMSNorm with (1 + w), before and after attention and MLP")]
         if let object = c.json.objectValue, let s = try? Settings(ConfigReader(object: object, source: "")) {
-            lines.append(("attention_scale", "\(s.queryScale) (query_pre_attn_scalar)"))
+            lines.append(("attention_scale", String(format: "%.6g (query_pre_attn_scalar^-1/2)", s.queryScale)))
             lines.append(("attn_softcap", s.attentionSoftCap.map { "\($0)" } ?? "none"))
         }
         lines.append(("final_softcap", c.finalLogitSoftCap.map { "\($0)" } ?? "none"))
