@@ -96,8 +96,9 @@ public struct CheckpointInspection: Sendable, Codable {
         if tokenizer.maxTokenID >= c.vocabSize {
             warnings.append("the tokenizer can produce token id \(tokenizer.maxTokenID), but the embedding has only \(c.vocabSize) rows")
         }
-        if let limit = c.ropeScaling?.uniformLength, limit < c.maxPositions {
-            warnings.append("RoPE scaling \"\(c.ropeScalingType ?? "")\" switches to its long factors past \(limit) tokens; irm scores sequences up to \(limit) tokens (of the \(c.maxPositions) the config allows)")
+        if let scaling = c.ropeScaling, let limit = scaling.uniformLength {
+            let change = scaling.kind == .dynamic ? "recomputes θ from each sequence's length" : "switches to its long factors"
+            warnings.append("RoPE scaling \"\(scaling.kind.rawValue)\" \(change) past \(limit) tokens, per sequence (as transformers does for a batch of one); irm scores up to \(c.scoringContext) tokens")
         }
         if let templateWarning { warnings.append(templateWarning) }
         self.warnings = warnings

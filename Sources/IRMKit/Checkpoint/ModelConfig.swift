@@ -39,9 +39,9 @@ public struct ModelConfig: Sendable, Equatable {
     /// RoPE scaling (linear, dynamic, yarn, longrope, llama3); nil for plain RoPE.
     public var ropeScaling: RopeScaling?
     public var ropeScalingType: String? { ropeScaling?.kind.rawValue }
-    /// The longest sequence irm scores: `maxPositions`, or less where the RoPE scaling changes with
-    /// the sequence's length beyond some point (longrope past its original context).
-    public var scoringContext: Int { min(maxPositions, ropeScaling?.uniformLength ?? maxPositions) }
+    /// The longest sequence irm scores: `maxPositions`, or `factor × maxPositions` for dynamic
+    /// (NTK) RoPE, which extends the context.
+    public var scoringContext: Int { ropeScaling?.extendedContext ?? maxPositions }
     /// NeoX: `x + attn(ln1 x) + mlp(ln2 x)` instead of two sequential residual steps.
     public var useParallelResidual = false
     /// Biases on the q/k/v projections (NeoX fused qkv, Llama `attention_bias`, always for Qwen2).

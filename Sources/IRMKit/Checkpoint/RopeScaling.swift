@@ -29,14 +29,33 @@ public struct RopeScaling: Sendable, Equatable {
     public var shortFactor: [Double]?
     public var longFactor: [Double]?
 
+    /// `max_position_embeddings` of the config, which `dynamic` extends.
+    public var maxPositions: Int = 0
+
     /// The longest sequence whose RoPE does not depend on its own length; beyond it `dynamic`
-    /// recomputes θ and `longrope` switches to its long factors, per sequence. irm scores up to
-    /// this length (documented in docs/scoring.md); nil when the type does not depend on length.
+    /// recomputes θ from the sequence's length and `longrope` switches to its long factors, per
+    /// sequence (docs/scoring.md). nil when the type does not depend on length.
     public var uniformLength: Int? {
         switch kind {
         case .longrope: originalMaxPositions
+        case .dynamic: maxPositions
         default: nil
         }
+    }
+
+    /// The longest sequence irm scores when the scaling extends the context past
+    /// `max_position_embeddings`: `factor × max_position_embeddings` for `dynamic`; nil otherwise
+    /// (longrope's `max_position_embeddings` is already the extended context).
+    public var extendedContext: Int? {
+        kind == .dynamic ? Int((factor * Double(maxPositions)).rounded(.down)) : nil
+    }
+
+    /// The key under which sequences of `length` tokens share their rotary frequencies: nil up
+    /// to `uniformLength`; past it, the length itself for `dynamic` (each length has its own θ)
+    /// and one key for `longrope` (every long sequence uses the long factors).
+    public func frequencyKey(sequenceLength length: Int) -> Int? {
+        guard let uniform = uniformLength, length > uniform else { return nil }
+        return kind == .dynamic ? length : uniform + 1
     }
 
     /// Reads and checks the scaling entries of `parameters` (the whole `rope_parameters` or
@@ -90,6 +109,7 @@ public struct RopeScaling: Sendable, Equatable {
         case .yarn, .longrope: factor = try positive("factor", required: false) ?? defaultFactor ?? 1
         }
         var scaling = RopeScaling(kind: kind, factor: factor, originalMaxPositions: originalMax)
+        scaling.maxPositions = maxPositions
         scaling.attentionFactor = try positive("attention_factor", required: false)
         switch kind {
         case .llama3:

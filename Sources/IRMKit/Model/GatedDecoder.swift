@@ -79,7 +79,7 @@ final class GatedDecoderModel: TransformerModel {
         let attended = FloatBuffer(count: n * qDim)
         let gateUp = FloatBuffer(count: n * 2 * inner)
         let activated = FloatBuffer(count: n * inner)
-        let rotary = Kernels.RotaryTable(config: config, positions: batch.positionLimit)
+        let rotary = batch.rotarySchedule(config: config)
 
         embedding.withUnsafeBufferPointer { e in
             for r in 0..<n { (x.pointer + r * d).update(from: e.baseAddress! + Int(batch.tokens[r]) * d, count: d) }
@@ -114,7 +114,7 @@ final class GatedDecoderModel: TransformerModel {
                                     rowStride: qkvWidth)
                 }
                 Kernels.applyRotary(qkv.pointer, rows: n, rowStride: qkvWidth, headCount: config.headCount + config.kvHeadCount,
-                                    headDim: config.headDim, positions: positions.baseAddress!, table: rotary)
+                                    headDim: config.headDim, positions: positions.baseAddress!, schedule: rotary)
                 CausalAttention.run(qkv: qkv, batch: batch, layer: index, geometry: layer.geometry, output: attended, profile: profile)
                 residual(layer.attentionOutputNorm) { out, accumulate in
                     layer.output.apply(attended.pointer, rows: n, into: out, accumulate: accumulate, profile: profile)

@@ -325,6 +325,29 @@ enum Kernels {
         }
     }
 
+    /// The rotary tables of a packed batch and which one each row uses (`PackedBatch.rotarySchedule`).
+    struct RotarySchedule: Sendable {
+        let tables: [RotaryTable]
+        let rowTables: [Int]
+    }
+
+    /// `applyRotary` with each row's table taken from `schedule`.
+    static func applyRotary(_ data: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, headCount: Int, headDim: Int,
+                            positions: UnsafePointer<Int32>, schedule: RotarySchedule) {
+        if schedule.tables.count == 1 {
+            applyRotary(data, rows: rows, rowStride: rowStride, headCount: headCount, headDim: headDim, positions: positions, table: schedule.tables[0])
+            return
+        }
+        var r = 0
+        while r < rows {
+            var end = r + 1
+            while end < rows && schedule.rowTables[end] == schedule.rowTables[r] { end += 1 }
+            applyRotary(data + r * rowStride, rows: end - r, rowStride: rowStride, headCount: headCount, headDim: headDim,
+                        positions: positions + r, table: schedule.tables[schedule.rowTables[r]])
+            r = end
+        }
+    }
+
     /// Rotates the first `2·table.halfDim` dimensions of `headCount` consecutive heads of each row
     /// in place, rotate-half convention (dimension i pairs with i + d/2).
     static func applyRotary(_ data: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, headCount: Int, headDim: Int,

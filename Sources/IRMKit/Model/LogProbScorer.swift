@@ -57,7 +57,7 @@ public final class LogProbScorer {
         try requirePolicy(model, role: "the model")
         try validate(samples, for: model)
         var tokens = samples.map { [Double?](repeating: nil, count: $0.responseIDs.count) }
-        let plan = ScoringPlan(samples: samples, options: options, target: .nextToken)
+        let plan = ScoringPlan(samples: samples, options: options, target: .nextToken, frequencyKey: Self.frequencyKey(model.config))
         var caches = PromptCaches()
         for (index, batch) in plan.batches.enumerated() {
             let hidden = try runBatch(batch, plan: plan, model: model, caches: &caches)
@@ -97,7 +97,8 @@ public final class LogProbScorer {
         try validate(samples, for: before)
         let empty = samples.map { [Double?](repeating: nil, count: $0.responseIDs.count) }
         var afterTokens = empty, beforeTokens = empty, kl = empty, addedMass = empty
-        let plan = ScoringPlan(samples: samples, options: options, target: .nextToken)
+        let plan = ScoringPlan(samples: samples, options: options, target: .nextToken,
+                               frequencyKey: Self.frequencyKey(after.config, before.config))
         var afterCaches = PromptCaches(), beforeCaches = PromptCaches()
         for (index, batch) in plan.batches.enumerated() {
             let hiddenAfter = try runBatch(batch, plan: plan, model: after, caches: &afterCaches)
@@ -152,7 +153,7 @@ public final class LogProbScorer {
         }
         try validate(samples, for: model)
         var scores = [[Double]](repeating: [], count: samples.count)
-        let plan = ScoringPlan(samples: samples, options: options, target: .lastToken)
+        let plan = ScoringPlan(samples: samples, options: options, target: .lastToken, frequencyKey: Self.frequencyKey(model.config))
         var caches = PromptCaches()
         let labels = model.outputWidth
         for (index, batch) in plan.batches.enumerated() {
@@ -228,10 +229,21 @@ public final class LogProbScorer {
         }
     }
 
-    /// Why the context is shorter than `max_position_embeddings`, when it is.
+    /// How sequence lengths choose rotary frequencies, for `ScoringPlan`: the scaling's key for
+    /// one model; for two, the length itself wherever either depends on it.
+    static func frequencyKey(_ configs: ModelConfig...) -> (Int) -> Int? {
+        let scalings = configs.compactMap(\.ropeScaling)
+        return { length in
+            let keys = scalings.map { $0.frequencyKey(sequenceLength: length) }
+            guard keys.contains(where: { $0 != nil }) else { return nil }
+            return keys.count == 1 ? keys[0] : length
+        }
+    }
+
+    /// Where the context comes from, when RoPE scaling extends it.
     static func contextNote(_ config: ModelConfig) -> String {
-        guard config.scoringContext < config.maxPositions, let scaling = config.ropeScalingType else { return "" }
-        return " (\(scaling) RoPE changes past \(config.scoringContext) tokens, per sequence; irm does not score that yet)"
+        guard let scaling = config.ropeScaling, scaling.extendedContext != nil else { return "" }
+        return " (\(scaling.kind.rawValue) RoPE extends max_position_embeddings \(config.maxPositions) by its factor \(scaling.factor))"
     }
 
     /// Token ids inside the vocabulary, sequences inside the context, and something to score.
@@ -362,15 +374,20 @@ struct ScoringPlan {
     private var samplesFinished: [Int] = []
     private var tokensFinished: [Int] = []
 
-    init(samples: [ScoringSample], options: ScoringOptions, target: TargetKind) {
+    /// `frequencyKey` gives, for a sequence length, the key of its rotary frequencies
+    /// (`RopeScaling.frequencyKey`): responses share their prompt's pass only with responses whose
+    /// whole sequences rotate alike, since the prompt's keys are rotated with those frequencies.
+    init(samples: [ScoringSample], options: ScoringOptions, target: TargetKind, frequencyKey: (Int) -> Int? = { _ in nil }) {
         // Group samples by prompt; a group of one, or an empty prompt, runs as one whole sequence.
-        var groupOf: [[Int32]: Int] = [:]
+        struct GroupKey: Hashable { let prompt: [Int32]; let frequencies: Int? }
+        var groupOf: [GroupKey: Int] = [:]
         var groups: [[Int]] = []
         for (i, sample) in samples.enumerated() {
-            if options.sharePrompts, !sample.promptIDs.isEmpty, let g = groupOf[sample.promptIDs] {
+            let key = GroupKey(prompt: sample.promptIDs, frequencies: frequencyKey(sample.tokenCount))
+            if options.sharePrompts, !sample.promptIDs.isEmpty, let g = groupOf[key] {
                 groups[g].append(i)
             } else {
-                groupOf[sample.promptIDs] = groups.count
+                groupOf[key] = groups.count
                 groups.append([i])
             }
         }
@@ -433,8 +450,11 @@ struct ScoringPlan {
                 case .lastToken: if response.isEmpty { promptTargets.append(Target(sample: s, position: 0, token: 0)) }
                 }
             }
+            // The prompt rotates as the sequences that continue it (they share one frequency key).
+            let sequenceLength = frequencyKey(samples[members[0]].tokenCount) == nil ? nil : samples[members[0]].tokenCount
             current.promptSegments.append(PlannedSegment(
-                segment: ForwardSegment(tokens: prompt, recordsCache: true, outputRows: [prompt.count - 1]), group: g))
+                segment: ForwardSegment(tokens: prompt, recordsCache: true, outputRows: [prompt.count - 1], sequenceLength: sequenceLength),
+                group: g))
             current.promptRows.append(promptTargets)
             lastBatchOfGroup[g] = batches.count
             for s in members {

@@ -6,7 +6,7 @@ import Foundation
 ///
 /// - `linear`: ω_i / factor.
 /// - `dynamic` (NTK): θ' = θ·((factor·L/L₀) − (factor − 1))^(d/(d−2)) for a sequence of length L past
-///   L₀ = max_position_embeddings; plain ω_i up to L₀. irm scores up to L₀, so it uses ω_i.
+///   L₀ = max_position_embeddings; plain ω_i up to L₀.
 /// - `yarn`: between ω_i/factor (interpolation) and ω_i (extrapolation) by a linear ramp over the
 ///   dimensions whose rotation counts lie between beta_slow and beta_fast at the original context;
 ///   cos and sin are multiplied by the attention factor (0.1·ln(factor) + 1 unless given, or the
@@ -24,19 +24,25 @@ extension RopeScaling {
         (0..<(d / 2)).map { 1 / Foundation.pow(theta, Double(2 * $0) / Double(d)) }
     }
 
-    /// The frequencies and the cos/sin scale of a model's RoPE.
-    static func frequencies(of config: ModelConfig) -> (frequencies: [Double], scale: Double) {
+    /// The frequencies and the cos/sin scale of a model's RoPE for a sequence of
+    /// `sequenceLength` tokens (nil: one within the length where the frequencies do not depend on
+    /// it).
+    static func frequencies(of config: ModelConfig, sequenceLength: Int? = nil) -> (frequencies: [Double], scale: Double) {
         let plain = plainFrequencies(rotaryDim: config.rotaryDim, theta: config.ropeTheta)
         guard let scaling = config.ropeScaling else { return (plain, 1) }
-        return scaling.frequencies(plain: plain, rotaryDim: config.rotaryDim, theta: config.ropeTheta)
+        return scaling.frequencies(plain: plain, rotaryDim: config.rotaryDim, theta: config.ropeTheta, sequenceLength: sequenceLength)
     }
 
-    func frequencies(plain: [Double], rotaryDim d: Int, theta: Double) -> (frequencies: [Double], scale: Double) {
+    func frequencies(plain: [Double], rotaryDim d: Int, theta: Double, sequenceLength: Int? = nil) -> (frequencies: [Double], scale: Double) {
+        let long = sequenceLength.map { frequencyKey(sequenceLength: $0) != nil } ?? false
         switch kind {
         case .linear:
             return (plain.map { $0 / factor }, 1)
         case .dynamic:
-            return (plain, 1)
+            guard long, let length = sequenceLength, d > 2 else { return (plain, 1) }
+            let base = Double(maxPositions)
+            let grown = theta * Foundation.pow(factor * Double(length) / base - (factor - 1), Double(d) / Double(d - 2))
+            return (RopeScaling.plainFrequencies(rotaryDim: d, theta: grown), 1)
         case .llama3:
             let original = Double(originalMaxPositions ?? 0)
             let low = lowFrequencyFactor ?? 1, high = highFrequencyFactor ?? 4
@@ -74,7 +80,7 @@ extension RopeScaling {
         case .longrope:
             let original = Double(originalMaxPositions ?? 1)
             let attention = attentionFactor ?? (factor <= 1 ? 1 : (1 + Foundation.log(factor) / Foundation.log(original)).squareRoot())
-            let ext = shortFactor ?? [Double](repeating: 1, count: plain.count)
+            let ext = (long ? longFactor : shortFactor) ?? [Double](repeating: 1, count: plain.count)
             return (zip(plain, ext).map { $0 / $1 }, attention)
         }
     }

@@ -216,15 +216,22 @@ public struct ForwardSegment: Sendable {
     public var recordsCache: Bool
     /// Indices into `tokens` whose final hidden states are returned, in this order.
     public var outputRows: [Int]
+    /// The length of the whole sequence this segment belongs to, which chooses the rotary
+    /// frequencies where they depend on it (dynamic and longrope RoPE past their uniform length).
+    /// nil: the segment ends its sequence. A prompt pass sets it to the length of the sequences
+    /// that continue it.
+    public var sequenceLength: Int?
 
-    public init(tokens: [Int32], prefix: KeyValueCache? = nil, recordsCache: Bool = false, outputRows: [Int]) {
+    public init(tokens: [Int32], prefix: KeyValueCache? = nil, recordsCache: Bool = false, outputRows: [Int], sequenceLength: Int? = nil) {
         self.tokens = tokens
         self.prefix = prefix
         self.recordsCache = recordsCache
         self.outputRows = outputRows
+        self.sequenceLength = sequenceLength
     }
 
     var startPosition: Int { prefix?.length ?? 0 }
+    var ropeLength: Int { sequenceLength ?? (startPosition + tokens.count) }
 }
 
 /// Segments laid end to end as the rows of one matrix.
@@ -248,8 +255,11 @@ public final class PackedBatch: @unchecked Sendable {
             if let bad = segment.tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
                 throw IRMError("segment \(index) of the batch: token id \(bad) is outside the vocabulary (ids 0..<\(config.vocabSize))")
             }
-            if segment.startPosition + segment.tokens.count > config.scoringContext {
-                throw IRMError("segment \(index) of the batch: \(segment.startPosition + segment.tokens.count) positions exceed the model's context of \(config.scoringContext)")
+            if max(segment.startPosition + segment.tokens.count, segment.ropeLength) > config.scoringContext {
+                throw IRMError("segment \(index) of the batch: \(max(segment.startPosition + segment.tokens.count, segment.ropeLength)) positions exceed the model's context of \(config.scoringContext)")
+            }
+            if segment.ropeLength < segment.startPosition + segment.tokens.count {
+                throw IRMError("segment \(index) of the batch: its sequence length \(segment.ropeLength) is shorter than its \(segment.startPosition + segment.tokens.count) positions")
             }
             if let rows = segment.outputRows.first(where: { $0 < 0 || $0 >= segment.tokens.count }) {
                 throw IRMError("segment \(index) of the batch: output row \(rows) is outside its \(segment.tokens.count) tokens")
@@ -278,6 +288,34 @@ public final class PackedBatch: @unchecked Sendable {
         recordedCaches = segments.map {
             $0.recordsCache ? KeyValueCache(length: $0.startPosition + $0.tokens.count, kvDim: config.kvDim, layerCount: config.layerCount) : nil
         }
+    }
+
+    /// The rotary cos/sin tables of this batch's rows: one for every sequence whose frequencies do
+    /// not depend on its length, and one per frequency key (`RopeScaling.frequencyKey`) for the
+    /// others, so that a row's rotation depends only on its own sequence.
+    func rotarySchedule(config: ModelConfig) -> Kernels.RotarySchedule {
+        var tables: [Kernels.RotaryTable] = []
+        var tableOfKey: [Int?: Int] = [:]
+        var limitOfKey: [Int?: Int] = [:]
+        var keys: [Int?] = []
+        var lengthOfKey: [Int?: Int] = [:]
+        for segment in segments {
+            let key = config.ropeScaling?.frequencyKey(sequenceLength: segment.ropeLength)
+            keys.append(key)
+            limitOfKey[key] = max(limitOfKey[key] ?? 0, segment.startPosition + segment.tokens.count)
+            lengthOfKey[key] = lengthOfKey[key] ?? segment.ropeLength
+        }
+        for key in keys where tableOfKey[key] == nil {
+            tableOfKey[key] = tables.count
+            let (frequencies, scale) = RopeScaling.frequencies(of: config, sequenceLength: key == nil ? nil : lengthOfKey[key] ?? nil)
+            tables.append(Kernels.RotaryTable(frequencies: frequencies, scale: scale, positions: limitOfKey[key] ?? 0))
+        }
+        var rowTables = [Int](repeating: 0, count: rowCount)
+        for (index, segment) in segments.enumerated() {
+            let table = tableOfKey[keys[index]] ?? 0
+            for r in rowStarts[index]..<(rowStarts[index] + segment.tokens.count) { rowTables[r] = table }
+        }
+        return Kernels.RotarySchedule(tables: tables.isEmpty ? [Kernels.RotaryTable(config: config, positions: 0)] : tables, rowTables: rowTables)
     }
 
     /// The rows whose final hidden states are returned, in output order.

@@ -29,7 +29,7 @@ final class ArchitectureCommandTests: XCTestCase {
             ("sharp-phi3", ["architecture  phi3", "rotary_dim        8 of 8, theta 10000.0, scaling longrope", "fused             qkv_proj, gate_up_proj",
                             "sliding_window    8 on every layer", "model.layers.0.self_attn.qkv_proj.weight f32 [64, 32]",
                             "model.layers.1.mlp.gate_up_proj.weight f32 [128, 32]", "validation: OK",
-                            "warning: RoPE scaling \"longrope\" switches to its long factors past 4096 tokens"]),
+                            "warning: RoPE scaling \"longrope\" switches to its long factors past 4096 tokens, per sequence"]),
             // Phi-3-mini-128k's spelling: rope_scaling {"type": "longrope"} and rope_theta at the top level.
             ("sharp-phi3-rm", ["kind          reward-model", "scaling longrope", "validation: OK"]),
             ("sharp-phi3-partial", ["rotary_dim        6 of 8, theta 10000.0", "validation: OK"]),

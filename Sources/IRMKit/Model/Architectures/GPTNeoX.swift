@@ -160,7 +160,7 @@ public final class GPTNeoXModel: TransformerModel {
         let qkv = FloatBuffer(count: n * 3 * d)
         let attended = FloatBuffer(count: n * d)
         let hidden = FloatBuffer(count: n * inner)
-        let rotary = Kernels.RotaryTable(config: config, positions: batch.positionLimit)
+        let rotary = batch.rotarySchedule(config: config)
 
         embedding.withUnsafeBufferPointer { e in
             for r in 0..<n { (x.pointer + r * d).update(from: e.baseAddress! + Int(batch.tokens[r]) * d, count: d) }
@@ -176,7 +176,7 @@ public final class GPTNeoXModel: TransformerModel {
                 }
                 layer.queryKeyValue.apply(normed.pointer, rows: n, into: qkv.pointer, profile: profile)
                 Kernels.applyRotary(qkv.pointer, rows: n, rowStride: 3 * d, headCount: 2 * config.headCount, headDim: config.headDim,
-                                    positions: positions.baseAddress!, table: rotary)
+                                    positions: positions.baseAddress!, schedule: rotary)
                 CausalAttention.run(qkv: qkv, batch: batch, layer: index, geometry: geometry, output: attended, profile: profile)
                 layer.dense.apply(attended.pointer, rows: n, into: x.pointer, accumulate: true, profile: profile)
                 if !config.useParallelResidual {
