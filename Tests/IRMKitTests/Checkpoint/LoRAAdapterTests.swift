@@ -14,7 +14,15 @@ final class LoRAAdapterTests: XCTestCase {
         ("llama-all", "llama"), ("llama-regex", "llama"), ("qwen2-rslora", "qwen2"), ("llama-patterns", "llama"),
         ("gpt2-conv1d-bias-all", "gpt2"), ("neox-lora-only-bias", "neox"), ("llama-rm-score", "llama-rm"),
         ("llama-lm-head-embedding", "llama"), ("llama-bf16", "llama"), ("gpt2-f16", "gpt2"),
+        // The families of make_architecture_fixtures.py: Phi-3's fused projections, Gemma 2 "all-linear",
+        // an OPT reward model with its score head, rsLoRA on OLMo 2.
+        ("phi3-fused", "sharp-phi3"), ("gemma2-all", "sharp-gemma2"), ("opt-rm-score", "sharp-opt-rm"), ("olmo2-rslora", "sharp-olmo2"),
     ]
+
+    /// A base's Hugging Face directory: Tests/Fixtures/hf/NAME, or the sharp models' folder.
+    static func baseDirectory(_ base: String) -> String {
+        base.hasPrefix("sharp-") ? "logprobs/models/\(base)" : "hf/\(base)"
+    }
 
     var work: URL!
 
@@ -29,7 +37,7 @@ final class LoRAAdapterTests: XCTestCase {
         var options = HuggingFaceImporter.Options()
         options.dtype = dtype
         options.adapterPath = adapter.map { Fixtures.path("lora/\($0)") }
-        let report = try HuggingFaceImporter.convert(directory: Fixtures.path("hf/\(base)"), output: out, options: options)
+        let report = try HuggingFaceImporter.convert(directory: Fixtures.path(Self.baseDirectory(base)), output: out, options: options)
         return (try Checkpoint.open(path: out), report)
     }
 

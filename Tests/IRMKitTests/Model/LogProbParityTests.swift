@@ -57,8 +57,11 @@ final class LogProbParityTests: XCTestCase {
         }
     }
 
+    /// Also for Gemma 2 (KL of the soft-capped distributions), OPT and Phi-3 (kl-architectures.json).
     func testKLAndBothLogProbsMatchTheFloat64Reference() throws {
-        for pair in try KLFixture.load().pairs {
+        let pairs = try KLFixture.load().pairs + KLFixture.load("kl-architectures.json").pairs
+        XCTAssertEqual(Set(pairs.map(\.after)).isSuperset(of: ["sharp-gemma2-tuned", "sharp-opt-tuned", "sharp-phi3-bf16"]), true)
+        for pair in pairs {
             let after = try ModelFixtures.load(pair.afterDir, for: self)
             let before = try ModelFixtures.load(pair.beforeDir, for: self)
             let samples = pair.samples.map { ScoringSample(name: $0.id, promptIDs: $0.promptIds, responseIDs: $0.responseIds) }

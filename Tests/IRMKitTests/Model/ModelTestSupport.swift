@@ -53,10 +53,11 @@ struct KLFixture: Decodable {
         let logprobsBefore: [Double?]
     }
 
-    static func load() throws -> KLFixture {
+    /// `file`: kl.json (make_logprob_fixtures.py) or kl-architectures.json (make_architecture_fixtures.py).
+    static func load(_ file: String = "kl.json") throws -> KLFixture {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(KLFixture.self, from: Data(contentsOf: Fixtures.url("logprobs/kl.json")))
+        return try decoder.decode(KLFixture.self, from: Data(contentsOf: Fixtures.url("logprobs/\(file)")))
     }
 }
 
