@@ -16,6 +16,8 @@ final class LogProbParityTests: XCTestCase {
         // RoPE scaling (scripts/fixtures/make_rope_fixtures.py).
         "sharp-llama-rope-linear", "sharp-llama-rope-dynamic", "sharp-llama-rope-yarn", "sharp-llama-rope-longrope",
         "sharp-llama-rope-llama3", "sharp-llama-rope-llama3-bf16", "sharp-llama-rope-yarn-f16",
+        // dynamic and longrope past their thresholds, per sequence, with prompts shared across them.
+        "sharp-llama-rope-dynamic-long", "sharp-llama-rope-longrope-long",
         // Gemma, Gemma 2, Phi-3, OLMo 2 and OPT, stored in f32, f16 and bf16 (scripts/fixtures/make_architecture_fixtures.py).
     ] + ["gemma", "gemma2", "phi3", "olmo2", "opt"].flatMap { ["sharp-\($0)", "sharp-\($0)-f16", "sharp-\($0)-bf16"] }
         + ["sharp-phi3-partial", "sharp-opt-postln"]
