@@ -244,7 +244,7 @@ public enum AnalysisPipeline {
         if let rewardScores {
             targets.append(try analyseTarget("reward_model", "training reward (\(rewardSource.description))", rewardScores,
                                              features: features, options: options, groupLabels: groupLabels))
-            if let zi = Divergence.zScores(implicitValues), let zr = Divergence.zScores(rewardScores) {
+            if let zi = ColumnMoments.zScores(implicitValues), let zr = ColumnMoments.zScores(rewardScores) {
                 targets.append(try analyseTarget("difference", "z(implicit reward) − z(training reward)", zip(zi, zr).map { $0 - $1 },
                                                  features: features, options: options, groupLabels: groupLabels))
             } else {

@@ -152,8 +152,8 @@ public struct Divergence: Sendable {
 
         // Standardised targets; the regression of their difference on the features gives each
         // feature's coefficient gap directly, since OLS is linear in the target.
-        let zImplicit = Self.zScores(inputs.implicitReward)
-        let zRewardModel = Self.zScores(inputs.rewardModel)
+        let zImplicit = ColumnMoments.zScores(inputs.implicitReward)
+        let zRewardModel = ColumnMoments.zScores(inputs.rewardModel)
         let options = LeastSquaresFit.Options(seed: seed)
         let implicitFit = try LeastSquaresFit.fit(inputs.features, target: inputs.implicitReward, options: options).value
         let rewardModelFit = try LeastSquaresFit.fit(inputs.features, target: inputs.rewardModel, options: options).value
@@ -171,7 +171,7 @@ public struct Divergence: Sendable {
             for coefficient in difference.coefficients {
                 guard let ci = implicitByName[coefficient.name], let cr = rewardByName[coefficient.name],
                       let column = inputs.features.index(of: coefficient.name) else { continue }
-                let sd = Self.populationSD(Array(inputs.features.column(column)))
+                let sd = ColumnMoments.populationSD(Array(inputs.features.column(column)))
                 dot += ci * cr
                 normI += ci * ci
                 normR += cr * cr
@@ -197,20 +197,6 @@ public struct Divergence: Sendable {
                                                tokens: inputs.responseTokens, bootstrap: b, seed: seed)
     }
 
-    /// (x − mean) / population sd, or nil for a constant vector.
-    public static func zScores(_ x: [Double]) -> [Double]? {
-        guard !x.isEmpty else { return nil }
-        let mean = x.reduce(0, +) / Double(x.count)
-        let sd = populationSD(x)
-        guard sd > 0 else { return nil }
-        return x.map { ($0 - mean) / sd }
-    }
-
-    static func populationSD(_ x: [Double]) -> Double {
-        guard !x.isEmpty else { return 0 }
-        let mean = x.reduce(0, +) / Double(x.count)
-        return (x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(x.count)).squareRoot()
-    }
 
     static func lengthControl(_ a: [Double], _ b: [Double], tokens: [Int], bootstrap: Int, seed: UInt64) throws -> LengthControl {
         let width = LengthControl.bucketWidth

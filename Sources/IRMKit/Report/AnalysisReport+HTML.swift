@@ -45,8 +45,8 @@ extension AnalysisReport {
     private static func scatterFigure(_ result: AnalysisResult) -> ReportFigure? {
         guard result.divergence != nil else { return nil }
         let rewardModel = result.samples.compactMap(\.rewardModel)
-        guard rewardModel.count == result.samples.count, let zr = Divergence.zScores(rewardModel),
-              let zi = Divergence.zScores(result.implicitRewards) else { return nil }
+        guard rewardModel.count == result.samples.count, let zr = ColumnMoments.zScores(rewardModel),
+              let zi = ColumnMoments.zScores(result.implicitRewards) else { return nil }
         let svg = SVGChart.scatter(title: "Implicit reward vs reward model (z-scores)", xLabel: "reward model (z)",
                                    yLabel: "implicit reward (z)", points: zip(zr, zi).map { (x: $0, y: $1) }, fitLine: true, diagonal: true)
         return ReportFigure(path: "plots/implicit_vs_reward_model.svg",
@@ -57,10 +57,10 @@ extension AnalysisReport {
     /// standardised scale (× sd(x)/sd(y), population sds, as the fit's standardised estimate).
     private static func attributionFigure(_ result: AnalysisResult) -> ReportFigure? {
         guard let target = result.target("implicit_reward"), let fit = target.ols.value, !fit.coefficients.isEmpty else { return nil }
-        let sdY = Divergence.populationSD(target.values)
+        let sdY = ColumnMoments.populationSD(target.values)
         guard sdY > 0 else { return nil }
         let bars = sortedByStandardized(fit.coefficients).map { c -> SVGChart.Bar in
-            let sdX = result.features.column(named: c.name).map(Divergence.populationSD) ?? 0
+            let sdX = result.features.column(named: c.name).map { ColumnMoments.populationSD($0) } ?? 0
             let scale = sdX / sdY
             let interval = sdX > 0 ? whisker(c.confidenceLower * scale, c.confidenceUpper * scale) : nil
             return SVGChart.Bar(label: c.name, value: c.standardizedEstimate ?? c.estimate * scale, interval: interval)
@@ -94,8 +94,8 @@ extension AnalysisReport {
     /// Mean z-scores per 20-token length bucket, implicit reward against reward model.
     private static func lengthFigure(_ result: AnalysisResult) -> ReportFigure? {
         guard let d = result.divergence, !d.lengthControl.buckets.isEmpty,
-              Divergence.zScores(result.implicitRewards) != nil,
-              Divergence.zScores(result.samples.compactMap(\.rewardModel)) != nil else { return nil }
+              ColumnMoments.zScores(result.implicitRewards) != nil,
+              ColumnMoments.zScores(result.samples.compactMap(\.rewardModel)) != nil else { return nil }
         let middle = { (b: Divergence.LengthControl.Bucket) in Double(b.lowerTokens + b.upperTokens) / 2 }
         let series = [
             SVGChart.Series(name: "implicit reward", points: d.lengthControl.buckets.map { (x: middle($0), y: $0.meanImplicitZ) }),

@@ -158,7 +158,7 @@ extension AnalysisReport {
         }
         let rewards = result.implicitRewards
         if let summary = meanMedianMax(rewards), let low = rewards.min() {
-            let sd = Divergence.populationSD(rewards)
+            let sd = ColumnMoments.populationSD(rewards)
             table.append(["implicit reward (\(result.aggregation.rawValue), nats)",
                           "mean \(shown(summary.mean)), sd \(shown(sd)), min \(shown(low)), max \(shown(summary.max))"])
         }

@@ -98,7 +98,7 @@ final class DivergenceTests: XCTestCase {
         XCTAssertEqual(d.lengthControl.buckets.map(\.lowerTokens), [0, 20, 40])
         XCTAssertEqual(d.lengthControl.buckets.map(\.upperTokens), [19, 39, 59])
         // η² of a bucketed score: between-bucket / total sum of squares, computed here directly.
-        let z = try XCTUnwrap(Divergence.zScores(inputs.implicitReward))
+        let z = try XCTUnwrap(ColumnMoments.zScores(inputs.implicitReward))
         let groups = [[0, 1], [2, 3, 5], [4]]
         let between = groups.reduce(0.0) { acc, g in
             let m = g.reduce(0.0) { $0 + z[$1] } / Double(g.count)

@@ -98,7 +98,7 @@ final class AnalysisReportTests: XCTestCase {
         if options.rewardSource != .none {
             let rewardModel = rows.compactMap(\.rewardModel), gold = rows.compactMap(\.gold)
             targets.append(try target("reward_model", "reward model (data field \"reward\")", rewardModel, byGroup: false, extras: false))
-            if let zi = Divergence.zScores(implicit), let zr = Divergence.zScores(rewardModel) {
+            if let zi = ColumnMoments.zScores(implicit), let zr = ColumnMoments.zScores(rewardModel) {
                 targets.append(try target("difference", "z(implicit) − z(RM)", zip(zi, zr).map { $0 - $1 }, byGroup: true, extras: false))
             }
             targets.append(try target("gold", "gold score", gold, byGroup: true, extras: false))

@@ -111,7 +111,9 @@ final class TokenizerConfigurationTests: XCTestCase {
         let directory = Fixtures.url("logprobs")
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         var checked = 0
-        for name in files.sorted() where name.hasSuffix(".json") {
+        // The *-long fixtures (make_rope_fixtures.py --long) score slices of one long encoding; their
+        // text fields are those ids decoded, which need not encode back to the same slice.
+        for name in files.sorted() where name.hasSuffix(".json") && !name.hasSuffix("-long.json") {
             let source = "logprobs/\(name)"
             let json = try JSONValue.parse(try Data(contentsOf: directory.appendingPathComponent(name)), source: source)
             guard let modelDirectory = json["model_dir"]?.stringValue else { continue }

@@ -317,20 +317,6 @@ public struct LeastSquaresFit: Sendable {
 }
 
 /// Column means and population standard deviations (two-pass, divisor n).
-enum ColumnMoments {
-    static func mean(_ x: ArraySlice<Double>) -> Double {
-        guard !x.isEmpty else { return 0 }
-        let first = x.reduce(0, +) / Double(x.count)
-        // One correction pass removes most of the rounding of the first sum.
-        return first + x.reduce(0) { $0 + ($1 - first) } / Double(x.count)
-    }
-
-    static func populationSD(_ x: ArraySlice<Double>, mean: Double) -> Double {
-        guard !x.isEmpty else { return 0 }
-        return (x.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(x.count)).squareRoot()
-    }
-}
-
 /// The non-constant columns of a feature matrix with their means and population sds, and the
 /// z-scored design built from them.
 struct PreparedDesign {
@@ -370,7 +356,7 @@ struct PreparedDesign {
         values.reserveCapacity(n * columns.count)
         for c in columns {
             let mean = means[c], sd = sds[c]
-            for x in features.column(kept[c]) { values.append((x - mean) / sd) }
+            values += ColumnMoments.zScored(features.column(kept[c]), mean: mean, sd: sd)
         }
         return ColumnMajorMatrix(rows: n, columns: columns.count, values: values)
     }

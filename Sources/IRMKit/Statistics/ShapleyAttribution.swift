@@ -145,12 +145,13 @@ public struct ShapleyAttribution: Sendable {
             let sd = ColumnMoments.populationSD(column[...], mean: mean)
             let isConstant = column.allSatisfy { $0 == column[0] }
             constant[j] = isConstant
-            for i in 0..<n { z[i, j] = isConstant ? 0 : (column[i] - mean) / sd }
+            let standardized = isConstant ? [Double](repeating: 0, count: n) : ColumnMoments.zScored(column, mean: mean, sd: sd)
+            for i in 0..<n { z[i, j] = standardized[i] }
         }
         let y = rows.map { target[$0] }
         let yMean = ColumnMoments.mean(y[...])
         let ySd = ColumnMoments.populationSD(y[...], mean: yMean)
-        let zy = y.map { ($0 - yMean) / ySd }
+        let zy = ColumnMoments.zScored(y, mean: yMean, sd: ySd)
         var correlations = ColumnMajorMatrix.product(z, transposeA: true, z)
         for index in correlations.values.indices { correlations.values[index] /= Double(n) }
         for j in 0..<k where constant[j] { correlations[j, j] = 1 }
