@@ -45,63 +45,19 @@ struct ScoreCommand: ParsableCommand {
         try runReportingErrors {
             let outURL = URL(fileURLWithPath: out)
             try AtomicOutput.checkWritable(outURL)
-            let samples = try SampleFile.read(path: data)
-
-            let checkpoint = try Checkpoint.open(path: model)
-            let referenceCheckpoint = try reference.map { try Checkpoint.open(path: $0) }
-            if referenceCheckpoint != nil && checkpoint.kind != .policy {
-                throw IRMError("\(model): is a reward model; --reference compares two policies (causal language models)")
-            }
-            if let referenceCheckpoint, referenceCheckpoint.kind != .policy {
-                throw IRMError("\(referenceCheckpoint.path): is a reward model; --reference needs a policy (causal language model) checkpoint")
-            }
-            var sequenceOptions = sequence.options
-            if appendEOS { sequenceOptions.eos = .always }
-            let needsText = samples.contains { ($0.promptIDs == nil && $0.prompt != nil) || ($0.responseIDs == nil && $0.response != nil) }
-            let tokenizer = needsText ? try Tokenizer(json: checkpoint.tokenizerJSON, sourceDescription: "\(model): /tokenizer/tokenizer.json") : nil
-            let formatting = try ChatFormatting(checkpoint: checkpoint, templatePath: sequence.chatTemplate, date: try sequence.date())
-            let (scoring, warnings, _) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: sequenceOptions,
-                                                            source: data).build(samples)
-            for warning in warnings { output.warn(warning) }
-
-            let options = engine.options
+            var options = ScoreRun.Options(modelPath: model, dataPath: data)
+            options.referencePath = reference
+            options.sequences = sequence.options
+            if appendEOS { options.sequences.eos = .always }
+            options.chatTemplatePath = sequence.chatTemplate
+            options.templateDate = try sequence.date()
+            options.scoring = engine.options
             let computeProfile = profile ? ComputeProfile() : nil
-            let scorer = LogProbScorer(options: options, profile: computeProfile)
-            let progress = output.progressOutput.task("scoring", total: scoring.count)
-            let update: ScoringProgress = { progress.update(done: $0, tokens: $1) }
-            let loadStart = Date()
-            var lines: [String] = []
-            let policy = try ModelLoading.load(checkpoint: checkpoint)
-            var loadSeconds = Date().timeIntervalSince(loadStart)
-            var started = Date()
-            switch checkpoint.kind {
-            case .rewardModel:
-                let scores = try scorer.rewards(of: scoring, under: policy, progress: update)
-                lines = samples.indices.map { ScoreLines.rewardLine(samples[$0], scoring[$0], scores[$0]) }
-            case .policy:
-                if let referenceCheckpoint {
-                    let before = try ModelLoading.load(checkpoint: referenceCheckpoint)
-                    loadSeconds += Date().timeIntervalSince(started)
-                    started = Date()
-                    let (mismatch, resized) = try Tokenizer.difference(referenceCheckpoint, checkpoint)
-                    if let mismatch {
-                        throw IRMError("\(model) and \(referenceCheckpoint.path) have different tokenizers (\(mismatch)); the KL compares the probabilities the two give the same token ids")
-                    }
-                    if let resized { output.warn("a resized vocabulary: \(resized); the KL is over the shared rows, renormalised (added_row_mass gives the rest)") }
-                    let results = try scorer.compare(scoring, after: policy, before: before, resizedVocabulary: resized != nil,
-                                                      progress: update)
-                    lines = samples.indices.map { ScoreLines.logProbLine(samples[$0], scoring[$0], results[$0].after, reference: results[$0]) }
-                } else {
-                    let results = try scorer.logProbs(of: scoring, under: policy, progress: update)
-                    lines = samples.indices.map { ScoreLines.logProbLine(samples[$0], scoring[$0], results[$0]) }
-                }
-            }
-            progress.finish()
-            let scoringSeconds = Date().timeIntervalSince(started)
-            try AtomicOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: outURL)
+            let run = try ScoreRun(options, profile: computeProfile, progress: output.progressOutput, warn: output.warn)
+            try AtomicOutput.write(Data((run.lines.joined(separator: "\n") + "\n").utf8), to: outURL)
             if let computeProfile {
-                let tokens = scoring.reduce(0) { $0 + $1.tokenCount }
-                FileHandle.standardError.write(Data(profileReport(computeProfile, load: loadSeconds, scoring: scoringSeconds, tokens: tokens).utf8))
+                FileHandle.standardError.write(Data(profileReport(computeProfile, load: run.loadSeconds, scoring: run.scoringSeconds,
+                                                                  tokens: run.tokenCount).utf8))
             }
         }
     }

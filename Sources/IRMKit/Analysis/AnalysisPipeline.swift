@@ -91,20 +91,12 @@ public enum AnalysisPipeline {
         var warnings: [String] = []
         var inputs: [AnalysisResult.InputFile] = []
 
-        stage("reading \(options.dataPath)")
-        // Read once: standard input (`--data -`) cannot be read again to hash it.
-        let dataBytes = try DataRecords.contents(of: options.dataPath)
-        let samples = try SampleFile.parse(dataBytes, source: DataRecords.sourceName(options.dataPath),
-                                           fileExtension: DataRecords.fileExtension(options.dataPath))
-        let pairs = preferencePairs(samples)
-
         stage("opening the checkpoints")
         let before = try Checkpoint.open(path: options.beforePath)
         let after = try Checkpoint.open(path: options.afterPath)
         for (checkpoint, flag) in [(before, "--before"), (after, "--after")] where checkpoint.kind != .policy {
             throw IRMError("\(checkpoint.path): is a reward model (sequence classifier); \(flag) needs a policy (causal language model) checkpoint")
         }
-        let tokenizer = try Tokenizer(json: before.tokenizerJSON, sourceDescription: "\(before.path): /tokenizer/tokenizer.json")
         let (tokenizerMismatch, resizedVocabulary) = try Tokenizer.difference(before, after)
         if let resizedVocabulary {
             warnings.append("a resized vocabulary: \(resizedVocabulary). The implicit reward uses each policy's own softmax; the KL is over the shared rows, each distribution renormalised over them (docs/scoring.md)")
@@ -115,6 +107,12 @@ public enum AnalysisPipeline {
             }
             warnings.append("the two policies have different tokenizers (\(difference)); the text was tokenised with the before-policy's tokenizer (--allow-tokenizer-mismatch)")
         }
+
+        stage("reading \(options.dataPath)")
+        let data = try PreparedData(dataPath: options.dataPath, checkpoint: before, sequenceOptions: options.sequences,
+                                    chatTemplatePath: options.chatTemplatePath, templateDate: options.templateDate)
+        let samples = data.samples, pairs = data.pairs, scoring = data.sequences
+        guard let tokenizer = data.tokenizer else { throw IRMError("\(before.path): no tokenizer") }
         inputs.append(try inputFile("before", options.beforePath, summary: checkpointSummary(before)))
         inputs.append(try inputFile("after", options.afterPath, summary: checkpointSummary(after)))
         let beforeAdapter = try options.beforeAdapterPath.map { try LoRAAdapter.load(directory: $0) }
@@ -123,74 +121,24 @@ public enum AnalysisPipeline {
             guard let adapter else { continue }
             for file in adapter.inputFiles { inputs.append(try inputFile(role, file, summary: adapter.summary)) }
         }
-        inputs.append(AnalysisResult.InputFile(role: "data", path: options.dataPath, sha256: SHA256.hex(dataBytes),
+        inputs.append(AnalysisResult.InputFile(role: "data", path: options.dataPath, sha256: data.dataSHA256,
                                                summary: "\(samples.count) samples, \(pairs.count) preference pairs"))
-
-        let formatting = try ChatFormatting(checkpoint: before, templatePath: options.chatTemplatePath, date: options.templateDate)
         if let path = options.chatTemplatePath { inputs.append(try inputFile("chat-template", path, summary: "chat template")) }
-        let (scoring, sequenceWarnings, renderedTemplate) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: options.sequences,
-                                                                source: options.dataPath).build(samples)
-        warnings += sequenceWarnings
+        warnings += data.warnings
         let scorer = LogProbScorer(options: options.scoring)
 
         stage("scoring \(samples.count) responses under both policies")
-        func load(_ checkpoint: Checkpoint, _ adapter: LoRAAdapter?) throws -> any TransformerModel {
-            guard let adapter else { return try ModelLoading.load(checkpoint: checkpoint) }
-            let adapted = try ModelLoading.load(checkpoint: checkpoint, adapter: adapter)
-            warnings += adapted.warnings
-            return adapted.model
+        let afterPolicy = try LoadedPolicy(checkpoint: after, adapter: afterAdapter)
+        let beforePolicy = try LoadedPolicy(checkpoint: before, adapter: beforeAdapter)
+        warnings += afterPolicy.warnings + beforePolicy.warnings
+        let scored = try tracked("scoring", total: scoring.count) {
+            try PolicyComparison(data, after: afterPolicy, before: beforePolicy, resizedVocabulary: resizedVocabulary != nil,
+                                 beta: options.beta, scorer: scorer, progress: $0)
         }
-        let afterModel = try load(after, afterAdapter)
-        let beforeModel = try load(before, beforeAdapter)
-        let comparisons = try tracked("scoring", total: scoring.count) {
-            try scorer.compare(scoring, after: afterModel, before: beforeModel, resizedVocabulary: resizedVocabulary != nil, progress: $0)
-        }
-        let addedMass = comparisons.flatMap { ($0.addedRowMass ?? []).compactMap { $0 } }
-        if !addedMass.isEmpty {
-            let mean = addedMass.reduce(0, +) / Double(addedMass.count)
-            warnings.append("the after-policy puts \(String(format: "%.3g", mean)) of its probability on average (at most \(String(format: "%.3g", addedMass.max() ?? 0))) on the output rows the before-policy lacks, over the \(addedMass.count) response positions")
-        }
-        let beta = options.beta ?? after.provenance.beta ?? 1
-        if options.beta == nil {
-            warnings.append(after.provenance.beta != nil
-                ? "β = \(beta) is the β recorded in \(after.path) (its training KL coefficient); pass --beta to use another"
-                : "no --beta given and \(after.path) records none, so β = 1: the implicit reward is the plain log-ratio")
-        }
-        guard beta.isFinite, beta > 0 else {
-            throw IRMError("\(after.path): the recorded β is \(beta); pass --beta with a positive number")
-        }
-        let implicit = try comparisons.map { try ImplicitReward(after: $0.after.tokens, before: $0.before.tokens, beta: beta) }
+        warnings += scored.warnings
+        let comparisons = scored.comparisons, beta = scored.beta, implicit = scored.implicitRewards
 
-        // Inputs of the features that need the data's fields or the before-policy's hidden states.
-        let references = try samples.map { try optionalText($0, "reference", source: options.dataPath) }
-        let qtypes = try samples.map { try optionalText($0, "qtype", source: options.dataPath) }
         stage("hidden states of prompts and responses under the before-policy")
-        let promptStates = try tracked("prompt hidden states", total: Set(scoring.map(\.promptIDs).filter { !$0.isEmpty }).count) {
-            try scorer.meanPooledHiddenStates(of: scoring.map(\.promptIDs), under: beforeModel, progress: $0)
-        }
-        let responseStates = try tracked("response hidden states", total: Set(scoring.map(\.responseIDs).filter { !$0.isEmpty }).count) {
-            try scorer.meanPooledHiddenStates(of: scoring.map(\.responseIDs), under: beforeModel, progress: $0)
-        }
-        var referenceCosines = [Double?](repeating: nil, count: samples.count)
-        let referenceRows = references.indices.filter { references[$0].map { !$0.allSatisfy(\.isWhitespace) } ?? false }
-        if !referenceRows.isEmpty {
-            let referenceStates = try scorer.meanPooledHiddenStates(
-                of: referenceRows.map { tokenizer.encode(references[$0] ?? "", addSpecialTokens: true).ids }, under: beforeModel)
-            for (k, row) in referenceRows.enumerated() {
-                referenceCosines[row] = HiddenStateRelevance.cosine(referenceStates[k], responseStates[row])
-            }
-        }
-        var featureInputs: [FeatureInput] = []
-        for (i, sample) in samples.enumerated() {
-            featureInputs.append(FeatureInput(
-                prompt: sample.promptText.map(tokenizer.removingSpecialTokens(from:)) ?? tokenizer.decode(scoring[i].promptIDs, skipSpecialTokens: true),
-                response: sample.responseText.map(tokenizer.removingSpecialTokens(from:)) ?? tokenizer.decode(scoring[i].responseIDs, skipSpecialTokens: true),
-                reference: references[i], qtype: qtypes[i], responseTokenCount: scoring[i].responseIDs.count,
-                hiddenStateCosine: HiddenStateRelevance.cosine(promptStates[i], responseStates[i]),
-                referenceHiddenStateCosine: referenceCosines[i], numericFields: sample.numericFields))
-        }
-
-        stage("features")
         let specification: FeatureSpecification
         if let path = options.featuresPath {
             specification = try FeatureSpecification.load(path: path)
@@ -198,7 +146,8 @@ public enum AnalysisPipeline {
         } else {
             specification = .allBuiltIns
         }
-        let features = try FeatureExtractor(fittingOn: featureInputs, specification: specification).extract(featureInputs)
+        let featureStage = try FeatureStage(data, before: beforePolicy, specification: specification, scorer: scorer, progress: progress)
+        let featureInputs = featureStage.inputs, features = featureStage.table
         try checkSampleCount(features, sampleCount: samples.count)
         for skipped in features.skipped { warnings.append("feature \(skipped.name) left out: \(skipped.reason)") }
 
@@ -295,7 +244,7 @@ public enum AnalysisPipeline {
                                                       bootstrapReplicates: options.bootstrapReplicates, seed: options.seed)
 
         return AnalysisResult(
-            options: recordedOptions(options, beta: beta, rewardSource: rewardSource, renderedTemplate: renderedTemplate), toolVersion: IRMVersion.string, inputs: inputs,
+            options: recordedOptions(options, beta: beta, rewardSource: rewardSource, renderedTemplate: data.renderedTemplate), toolVersion: IRMVersion.string, inputs: inputs,
             beta: beta, aggregation: options.aggregation, rewardSource: rewardSource, groupField: options.groupBy,
             samples: rows, pairs: pairs, features: features, targets: targets, divergence: divergence,
             tokenReconstruction: reconstruction, lexiconRecovery: lexiconRecovery, lengthNormalizedGain: gains,
@@ -335,14 +284,6 @@ public enum AnalysisPipeline {
 
     private static func inputFile(_ role: String, _ path: String, summary: String) throws -> AnalysisResult.InputFile {
         AnalysisResult.InputFile(role: role, path: path, sha256: try SHA256.hex(ofFile: path), summary: summary)
-    }
-
-    private static func optionalText(_ sample: Sample, _ name: String, source: String) throws -> String? {
-        guard let value = sample.field(name) else { return nil }
-        guard let text = value.stringValue else {
-            throw IRMError("\(source): \(sample.label): \"\(name)\" should be a string, found \(value.brief)")
-        }
-        return text
     }
 
     /// The numbers of a field on every sample, or nil when no sample has it. Some but not all, or a

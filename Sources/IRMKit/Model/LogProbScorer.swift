@@ -110,16 +110,12 @@ public final class LogProbScorer {
                 let logitsAfter = headLogits(hiddenAfter, firstRow: start, rows: count, model: after)
                 let logitsBefore = headLogits(hiddenBefore, firstRow: start, rows: count, model: before)
                 let softmaxStart = profile != nil ? ComputeProfile.now() : 0
-                var results = [(lseA: Double, lseB: Double, kl: Double, extra: Double)](repeating: (0, 0, 0, 0), count: count)
-                results.withUnsafeMutableBufferPointer { out in
-                    let out = UnsafeSendable(out.baseAddress!)
-                    DispatchQueue.concurrentPerform(iterations: count) { r in
-                        let a = logitsAfter.pointer + r * widthAfter, b = logitsBefore.pointer + r * widthBefore
-                        let (lseA, lseB, divergence) = Kernels.klDivergence(a, b, count: shared)
-                        let fullA = widthAfter > shared ? Kernels.logSumExp(a, count: widthAfter) : lseA
-                        let fullB = widthBefore > shared ? Kernels.logSumExp(b, count: widthBefore) : lseB
-                        out.value[r] = (fullA, fullB, divergence, widthAfter > shared ? -Foundation.expm1(lseA - fullA) : 0)
-                    }
+                let results = ParallelMap.map(count: count) { r -> (lseA: Double, lseB: Double, kl: Double, extra: Double) in
+                    let a = logitsAfter.pointer + r * widthAfter, b = logitsBefore.pointer + r * widthBefore
+                    let (lseA, lseB, divergence) = Kernels.klDivergence(a, b, count: shared)
+                    let fullA = widthAfter > shared ? Kernels.logSumExp(a, count: widthAfter) : lseA
+                    let fullB = widthBefore > shared ? Kernels.logSumExp(b, count: widthBefore) : lseB
+                    return (fullA, fullB, divergence, widthAfter > shared ? -Foundation.expm1(lseA - fullA) : 0)
                 }
                 if let profile { profile.softmaxSeconds += ComputeProfile.now() - softmaxStart }
                 for r in 0..<count {
@@ -316,13 +312,7 @@ public final class LogProbScorer {
             let count = min(options.headRows, rows.count - start)
             let logits = headLogits(hidden, firstRow: start, rows: count, model: model)
             let softmaxStart = profile != nil ? ComputeProfile.now() : 0
-            var lse = [Double](repeating: 0, count: count)
-            lse.withUnsafeMutableBufferPointer { out in
-                let out = UnsafeSendable(out.baseAddress!)
-                DispatchQueue.concurrentPerform(iterations: count) { r in
-                    out.value[r] = Kernels.logSumExp(logits.pointer + r * width, count: width)
-                }
-            }
+            let lse = ParallelMap.map(count: count) { r in Kernels.logSumExp(logits.pointer + r * width, count: width) }
             if let profile { profile.softmaxSeconds += ComputeProfile.now() - softmaxStart }
             for r in 0..<count { body(rows[start + r], lse[r], logits.pointer + r * width) }
             start += count

@@ -30,17 +30,7 @@ public enum Bootstrap {
         let count = max(replicates, 0)
         guard count > 0 else { return [] }
         let resamples = (0..<count).map { _ in generator.resampleIndices(count: n, population: n) }
-        var results = [Result<T, any Error>?](repeating: nil, count: count)
-        results.withUnsafeMutableBufferPointer { buffer in
-            let out = UnsafeSendable(buffer.baseAddress!)
-            withoutActuallyEscaping(statistic) { statistic in
-                let evaluate = UnsafeSendable(statistic)
-                DispatchQueue.concurrentPerform(iterations: count) { b in
-                    out.value[b] = Result { try evaluate.value(resamples[b]) }
-                }
-            }
-        }
-        return try results.map { try $0?.get() ?? { throw IRMError("bootstrap: replicate was not evaluated") }() }
+        return try ParallelMap.map(count: count) { b in try statistic(resamples[b]) }
     }
 
     /// The equal-tailed percentile interval of the defined values; nil when none is defined.

@@ -1,10 +1,12 @@
 import Dispatch
 import Foundation
 
-/// `map` over all cores for the per-sample feature work: contiguous chunks of the input run on
-/// `DispatchQueue.concurrentPerform`, each element is written once to its own slot, and the result
-/// is in input order and identical to the serial `map`.
+/// `map` over all cores: one helper for every data-parallel loop outside the forward-pass kernels.
+/// Each index is evaluated once, by one thread, into its own slot, so the result is in input order
+/// and identical to the serial `map` whatever the thread count.
 enum ParallelMap {
+    /// `values.map(transform)` in contiguous chunks (about 16 elements at least per chunk), for
+    /// the per-sample feature work.
     static func map<T: Sendable, R: Sendable>(_ values: [T], _ transform: @escaping @Sendable (T) -> R) -> [R] {
         let n = values.count
         let chunks = min(n / 16, ProcessInfo.processInfo.activeProcessorCount * 4)
@@ -19,5 +21,28 @@ enum ParallelMap {
             }
             initialized = n
         }
+    }
+
+    /// `(0..<count).map(transform)` with one task per index, for work that is large per index
+    /// (a bootstrap replicate, a row of logits). The first error, in index order, is rethrown.
+    static func map<R>(count: Int, _ transform: (Int) throws -> R) throws -> [R] {
+        guard count > 0 else { return [] }
+        var results = [Result<R, any Error>?](repeating: nil, count: count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            let out = UnsafeSendable(buffer.baseAddress!)
+            withoutActuallyEscaping(transform) { transform in
+                let evaluate = UnsafeSendable(transform)
+                DispatchQueue.concurrentPerform(iterations: count) { i in
+                    out.value[i] = Result { try evaluate.value(i) }
+                }
+            }
+        }
+        return try results.map { try $0?.get() ?? { throw IRMError("parallel map: index was not evaluated") }() }
+    }
+
+    /// `map(count:)` for a transform that cannot fail.
+    static func map<R>(count: Int, _ transform: (Int) -> R) -> [R] {
+        // The throwing variant rethrows only what the transform throws.
+        (try? map(count: count) { (i: Int) throws -> R in transform(i) }) ?? []
     }
 }
