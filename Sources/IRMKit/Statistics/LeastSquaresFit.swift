@@ -9,9 +9,12 @@ import Foundation
 /// 2. A target with a single distinct value makes R² undefined: the outcome is `.undefined`.
 ///    Fewer samples than (non-constant features + 2) throws, since no residual degree of freedom
 ///    would remain for any test.
-/// 3. Diagnostics on the raw design D = [1, X]: condition number κ = s_max/s_min (statsmodels'
-///    `condition_number`, √(λ_max/λ_min) of DᵀD, computed from `dgesdd` singular values) and
-///    λ_min = s_min². κ > 1000 and λ_min < 1e-10 give statsmodels' two warnings.
+/// 3. Diagnostics on raw (unstandardised) designs: λ_min = s_min² of DᵀD for the design as given,
+///    D = [1, X] after step 1, and the condition number κ = s_max/s_min (statsmodels'
+///    `condition_number`, √(λ_max/λ_min), from `dgesdd` singular values) of the design actually
+///    fitted, D_fit = [1, X_kept] after step 5 drops aliased features. On a singular D, κ would be
+///    s_max over a rounding-level s_min: a meaningless number that differs between CPUs. λ_min < 1e-10
+///    and κ > 1000 give statsmodels' two warnings (the first wins). Without aliased features D = D_fit.
 /// 4. Features are z-scored with the population standard deviation (divisor n). OLS with an
 ///    intercept is invariant to this reparametrisation, so the raw-scale results are exact; it
 ///    only makes the numerics well scaled.
@@ -79,9 +82,11 @@ public struct LeastSquaresFit: Sendable {
     /// and row at shuffled position i goes to fold i mod k. ȳ is the full-sample mean, so the value
     /// can be negative. nil when k < 2 or some training set would have fewer rows than coefficients.
     public let crossValidatedRSquared: Double?
-    /// κ of the raw design [1, X] after dropping constant features (before dropping aliased ones).
+    /// κ = s_max/s_min of the raw design actually fitted, [1, X] without constant and aliased
+    /// features (statsmodels' `condition_number` of that exog); +∞ if s_min = 0.
     public let conditionNumber: Double
-    /// λ_min of DᵀD for that design.
+    /// λ_min = s_min² of DᵀD for the raw design as given, D = [1, X] without constant features but
+    /// with aliased ones, so that a singular design shows here (≈ 0) while κ describes the fit.
     public let smallestEigenvalue: Double
     /// Singular values of the kept standardised design, from `dgelsd`.
     public let singularValues: [Double]
@@ -148,19 +153,6 @@ public struct LeastSquaresFit: Sendable {
             return .undefined(reason: "all \(n) target values equal \(target[0]); R² and the coefficient tests are undefined for a constant target")
         }
 
-        // Diagnostics on the raw design, as statsmodels computes them.
-        let raw = ColumnMajorMatrix(rows: n, columns: k + 1, values: [Double](repeating: 1, count: n)
-                                        + prepared.kept.flatMap { Array(features.column($0)) })
-        let rawSingular = try raw.singularValues()
-        let sMax = rawSingular.first ?? 0, sMin = rawSingular.last ?? 0
-        let conditionNumber = sMin > 0 ? sMax / sMin : .infinity
-        let smallestEigenvalue = sMin * sMin
-        if smallestEigenvalue < 1e-10 {
-            notes.append("the smallest eigenvalue of XᵀX is \(smallestEigenvalue) (< 1e-10): the design is singular or nearly so")
-        } else if conditionNumber > 1000 {
-            notes.append("the condition number is \(conditionNumber) (> 1000): strong multicollinearity or badly scaled features")
-        }
-
         // Standardised design and aliasing.
         var included = Array(0..<k)
         var aliased: [Int] = []
@@ -172,6 +164,23 @@ public struct LeastSquaresFit: Sendable {
             aliased.append(included[first - 1])
             included.remove(at: first - 1)
             z = prepared.standardizedDesign(columns: included)
+        }
+
+        // Diagnostics on the raw design, as statsmodels computes them: λ_min on the design as given
+        // (so that a singular design is flagged), κ on the design actually fitted. κ of a singular
+        // design is s_max over a rounding-level s_min, a number that changes from CPU to CPU.
+        let raw = ColumnMajorMatrix(rows: n, columns: k + 1, values: [Double](repeating: 1, count: n)
+                                        + prepared.kept.flatMap { Array(features.column($0)) })
+        let rawSingular = try raw.singularValues()
+        let sMin = rawSingular.last ?? 0
+        let smallestEigenvalue = sMin * sMin
+        let fittedSingular = aliased.isEmpty ? rawSingular : try raw.selectingColumns([0] + included.map { $0 + 1 }).singularValues()
+        let fittedMax = fittedSingular.first ?? 0, fittedMin = fittedSingular.last ?? 0
+        let conditionNumber = fittedMin > 0 ? fittedMax / fittedMin : .infinity
+        if smallestEigenvalue < 1e-10 {
+            notes.append("the smallest eigenvalue of XᵀX is \(smallestEigenvalue) (< 1e-10): the design is singular or nearly so")
+        } else if conditionNumber > 1000 {
+            notes.append("the condition number is \(conditionNumber) (> 1000): strong multicollinearity or badly scaled features")
         }
         let aliasedNames = aliased.sorted().map { features.names[prepared.kept[$0]] }
         if !aliasedNames.isEmpty {

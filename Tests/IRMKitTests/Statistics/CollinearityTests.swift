@@ -1,0 +1,289 @@
+import XCTest
+@testable import IRMKit
+
+/// `CollinearityAnalysis` and `LeastSquaresFit.conditionNumber` against statsmodels 0.15
+/// (`variance_inflation_factor` on add_constant(X), `OLS(...).fit()`, `condition_number`) and the set
+/// rule re-implemented with statsmodels auxiliary regressions, in
+/// scripts/fixtures/make_collinearity_fixtures.py. Tolerance: 1e-8 relative (the house tolerance for
+/// regression outputs), with a 1e-12 absolute floor for values that are zero up to rounding.
+final class CollinearityTests: XCTestCase {
+    let relative = 1e-8
+    let absolute = 1e-12
+
+    private func fullFit(_ design: FixtureDesign) throws -> LeastSquaresFit {
+        try XCTUnwrap(LeastSquaresFit.fit(design.features, target: design.target).value)
+    }
+
+    private func analysis(_ design: FixtureDesign) throws -> CollinearityAnalysis {
+        let outcome = try CollinearityAnalysis.analyze(design.features, target: design.target)
+        return try XCTUnwrap(outcome.value, outcome.undefinedReason ?? "")
+    }
+
+    /// The planted design with the exactly aliased column net_sentiment_words appended.
+    private func withAliasedColumn(_ design: FixtureDesign) throws -> FeatureMatrix {
+        let extra = try design.json.required("aliased_column")
+        let name = try XCTUnwrap(extra["name"]?.stringValue)
+        let columns = (0..<design.features.columnCount).map { Array(design.features.column($0)) }
+        return try FeatureMatrix(names: design.features.names + [name], columns: columns + [try extra.doubles("values")])
+    }
+
+    private func expectedSets(_ e: JSONValue) throws -> [JSONValue] { try e.rows("sets") }
+
+    // MARK: - VIF
+
+    func testVarianceInflationMatchesStatsmodels() throws {
+        for name in ["collinearity_planted.json", "collinearity_independent.json"] {
+            let design = try FixtureDesign(name)
+            let e = try design.json.required("expected")
+            let vif = try CollinearityAnalysis.varianceInflationFactors(design.features, fit: try fullFit(design))
+            XCTAssertEqual(vif.map(\.name), design.features.names, name)
+            assertClose(vif.map(\.factor), try e.doubles("vif"), relative: relative, "\(name) VIF")
+            assertClose(vif.map(\.auxiliaryRSquared), try e.doubles("auxiliary_rsquared"), absolute: absolute,
+                        relative: relative, "\(name) auxiliary R²")
+        }
+    }
+
+    func testAnExactlyAliasedColumnIsDroppedBeforeVIF() throws {
+        let design = try FixtureDesign("collinearity_planted.json")
+        let features = try withAliasedColumn(design)
+        let fit = try XCTUnwrap(LeastSquaresFit.fit(features, target: design.target).value)
+        XCTAssertEqual(fit.aliasedFeatures, ["net_sentiment_words"])
+        let withAlias = try CollinearityAnalysis.varianceInflationFactors(features, fit: fit)
+        let without = try CollinearityAnalysis.varianceInflationFactors(design.features, fit: try fullFit(design))
+        XCTAssertEqual(withAlias, without, "the aliased column must not change any VIF")
+        // statsmodels on the singular design: the aliased family is at its 1e15 clip.
+        let asGiven = try design.json.required("expected").required("with_aliased_column").doubles("vif_as_given")
+        XCTAssertGreaterThan(asGiven[6], 1e12)
+    }
+
+    func testTwoIdenticalFeaturesLeaveOneFiniteVIF() throws {
+        var generator = SeededRandom(seed: 7)
+        let a = (0..<50).map { _ in generator.unitInterval() }
+        let b = (0..<50).map { _ in generator.unitInterval() }
+        let y = zip(a, b).map { 2 * $0 - $1 + 0.1 * generator.unitInterval() }
+        let features = try FeatureMatrix(names: ["a", "a_again", "b"], columns: [a, a, b])
+        let full = try XCTUnwrap(LeastSquaresFit.fit(features, target: y).value)
+        XCTAssertEqual(full.aliasedFeatures, ["a_again"])
+        let result = try XCTUnwrap(CollinearityAnalysis.analyze(features, target: y).value)
+        XCTAssertEqual(result.varianceInflation.map(\.name), ["a", "b"])
+        XCTAssertTrue(result.varianceInflation.allSatisfy { $0.factor.isFinite && $0.factor >= 1 && $0.factor < 2 },
+                      "\(result.varianceInflation)")
+        XCTAssertEqual(result.sets, [])
+        XCTAssertEqual(result.parsimoniousFeatures, ["a", "b"])
+    }
+
+    func testExactDependencyGivesInfiniteVIFNeverNaN() throws {
+        // Bypasses the fit's aliasing on purpose: the guard of rule 1 is what is under test.
+        let x: [Double] = [1, 2, 3, 4, 5, 6, 7, 8], w: [Double] = [3, 1, 4, 1, 5, 9, 2, 6]
+        let design = PreparedDesign(try FeatureMatrix(names: ["x", "x_copy", "w"], columns: [x, x, w]))
+        let factors = try CollinearityAnalysis.inflationFactors(design.standardizedDesign(columns: [0, 1, 2]), aliasTolerance: 1e-7)
+        XCTAssertEqual(factors[0], .infinity)
+        XCTAssertEqual(factors[1], .infinity)
+        XCTAssertTrue(factors[2].isFinite && factors[2] >= 1, "\(factors)")
+    }
+
+    func testSingleFeatureHasVIFOneAndNoSets() throws {
+        let x: [Double] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+        let y: [Double] = [1.1, 1.9, 3.2, 3.8, 5.3, 5.9, 7.2, 7.7, 9.4, 9.8]
+        let result = try XCTUnwrap(CollinearityAnalysis.analyze(try FeatureMatrix(names: ["x"], columns: [x]), target: y).value)
+        XCTAssertEqual(result.varianceInflation.count, 1)
+        assertClose(result.varianceInflation[0].factor, 1, relative: 1e-12)
+        assertClose(result.varianceInflation[0].auxiliaryRSquared, 0, absolute: 1e-12)
+        XCTAssertEqual(result.sets, [])
+        XCTAssertEqual(result.parsimoniousFeatures, ["x"])
+    }
+
+    // MARK: - Sets and representatives
+
+    func testPlantedSetsAreFoundExactly() throws {
+        let design = try FixtureDesign("collinearity_planted.json")
+        let planted = try design.json.rows("planted_sets").map { set -> [String] in
+            try XCTUnwrap(set.arrayValue).compactMap(\.stringValue)
+        }
+        let result = try analysis(design)
+        XCTAssertEqual(result.sets.map(\.memberNames), planted)
+        // Explanations as statsmodels' auxiliary regressions find them.
+        let expected = try expectedSets(try design.json.required("expected"))
+        XCTAssertEqual(result.sets.count, expected.count)
+        for (set, e) in zip(result.sets, expected) {
+            XCTAssertEqual(set.memberNames, try e.strings("members"))
+            assertClose(set.members.map(\.factor), try e.doubles("vif"), relative: relative, "set VIFs")
+            let explanations = try e.rows("explanations")
+            XCTAssertEqual(set.explanations.map(\.name), try explanations.map { try XCTUnwrap($0["name"]?.stringValue) })
+            for (explanation, ee) in zip(set.explanations, explanations) {
+                XCTAssertEqual(explanation.explainedBy, try ee.strings("explained_by"), explanation.name)
+                assertClose(explanation.factorWithoutThem, try ee.double("factor_without_them"), relative: relative,
+                            "\(explanation.name) VIF without its explainers")
+                XCTAssertLessThanOrEqual(explanation.factorWithoutThem, result.threshold)
+            }
+            XCTAssertTrue(set.summary.contains("Kept \(set.representative)"), set.summary)
+        }
+        XCTAssertFalse(result.sets.flatMap(\.memberNames).contains("exclamation_marks"))
+    }
+
+    func testRepresentativeIsTheLargestLMGShare() throws {
+        let design = try FixtureDesign("collinearity_planted.json")
+        let e = try design.json.required("expected")
+        let result = try analysis(design)
+        let lmg = Dictionary(uniqueKeysWithValues: zip(design.features.names, try e.doubles("lmg")))
+        for (set, expected) in zip(result.sets, try expectedSets(e)) {
+            assertClose(set.lmgShares, set.memberNames.map { lmg[$0] ?? .nan }, relative: relative, "LMG shares")
+            XCTAssertEqual(set.representative, try XCTUnwrap(expected["representative"]?.stringValue))
+        }
+        // The length pair is a near tie that the later feature wins; the sentiment set's lexicon score wins.
+        XCTAssertEqual(result.sets.map(\.representative), ["response_words", "vader_sum"])
+        XCTAssertEqual(result.droppedFeatures, ["response_chars", "positive_words", "negative_words"])
+    }
+
+    func testRepresentativeRuleWithGivenShares() throws {
+        let design = try FixtureDesign("collinearity_planted.json")
+        let fit = try fullFit(design)
+        // Tied length pair (within 1e-9 relative): the earlier feature. positive_words largest in its set.
+        let shares: [String: Double] = ["response_chars": 0.05, "response_words": 0.05 * (1 + 1e-12),
+                                        "positive_words": 0.30, "negative_words": 0.10, "vader_sum": 0.29,
+                                        "exclamation_marks": 0.9, "some_group": 1]
+        let result = try CollinearityAnalysis.analyze(design.features, target: design.target, fullFit: fit, lmgShares: shares)
+        XCTAssertEqual(result.sets.map(\.representative), ["response_chars", "positive_words"])
+        XCTAssertEqual(result.parsimoniousFeatures, ["response_chars", "positive_words", "exclamation_marks"])
+        // A clear difference beats order.
+        var later = shares
+        later["response_words"] = 0.06
+        let second = try CollinearityAnalysis.analyze(design.features, target: design.target, fullFit: fit, lmgShares: later)
+        XCTAssertEqual(second.sets.first?.representative, "response_words")
+        XCTAssertEqual(CollinearityAnalysis.representativePosition([0.2, 0.2, 0.1], tieTolerance: 1e-9), 0)
+        XCTAssertEqual(CollinearityAnalysis.representativePosition([0.1, 0.2, 0.2], tieTolerance: 1e-9), 1)
+        XCTAssertEqual(CollinearityAnalysis.representativePosition([-0.1, -0.3], tieTolerance: 1e-9), 0)
+    }
+
+    func testMissingShareNamesTheFeature() throws {
+        let design = try FixtureDesign("collinearity_planted.json")
+        var shares = ["response_chars": 0.1, "response_words": 0.2, "positive_words": 0.3, "negative_words": 0.1]
+        XCTAssertThrowsError(try CollinearityAnalysis.analyze(design.features, target: design.target,
+                                                              fullFit: try fullFit(design), lmgShares: shares)) { error in
+            XCTAssertTrue("\(error)".contains("\"vader_sum\""), "\(error)")
+        }
+        shares["vader_sum"] = .nan
+        XCTAssertThrowsError(try CollinearityAnalysis.analyze(design.features, target: design.target,
+                                                              fullFit: try fullFit(design), lmgShares: shares)) { error in
+            XCTAssertTrue("\(error)".contains("vader_sum") && "\(error)".contains("finite"), "\(error)")
+        }
+    }
+
+    func testLoneHighVIFFeatureJoinsItsExplainers() throws {
+        // total = x1 + … + x6 + noise: total's VIF is about 18, each x_m's about 4 (below 10).
+        var generator = SeededRandom(seed: 11)
+        let n = 400
+        let parts = (0..<6).map { _ in (0..<n).map { _ in generator.unitInterval() } }
+        let total = (0..<n).map { i in parts.reduce(0) { $0 + $1[i] } + 0.6 * (generator.unitInterval() - 0.5) }
+        let y = (0..<n).map { i in total[i] + parts[0][i] + generator.unitInterval() }
+        let names = (1...6).map { "x\($0)" } + ["total"]
+        let result = try XCTUnwrap(CollinearityAnalysis.analyze(try FeatureMatrix(names: names, columns: parts + [total]), target: y).value)
+        let high = result.varianceInflation.filter { $0.factor > 10 }.map(\.name)
+        XCTAssertEqual(high, ["total"], "\(result.varianceInflation)")
+        XCTAssertEqual(result.sets.count, 1)
+        let set = try XCTUnwrap(result.sets.first)
+        let explanation = try XCTUnwrap(set.explanations.first)
+        XCTAssertEqual(set.explanations.count, 1)
+        XCTAssertEqual(explanation.name, "total")
+        XCTAssertFalse(explanation.explainedBy.isEmpty)
+        XCTAssertEqual(Set(set.memberNames), Set(["total"] + explanation.explainedBy))
+        XCTAssertLessThanOrEqual(explanation.factorWithoutThem, 10)
+    }
+
+    // MARK: - Parsimonious fit
+
+    func testParsimoniousRefitMatchesStatsmodels() throws {
+        let design = try FixtureDesign("collinearity_planted.json")
+        let e = try design.json.required("expected")
+        let result = try analysis(design)
+        XCTAssertEqual(result.parsimoniousFeatures, try e.strings("parsimonious_features"))
+        let p = try e.required("parsimonious")
+        let fit = result.parsimoniousFit
+        let all = [fit.intercept] + fit.coefficients
+        XCTAssertEqual(all.map(\.name), try p.strings("names"))
+        assertClose(all.map(\.estimate), try p.doubles("params"), absolute: absolute, relative: relative, "params")
+        assertClose(all.map(\.standardError), try p.doubles("bse"), relative: relative, "bse")
+        assertClose(all.map(\.tStatistic), try p.doubles("tvalues"), absolute: absolute, relative: relative, "t")
+        assertClose(all.map(\.pValue), try p.doubles("pvalues"), relative: relative, "p")
+        assertClose(all.map(\.confidenceLower), try p.doubles("ci_lower"), absolute: absolute, relative: relative, "ci lo")
+        assertClose(all.map(\.confidenceUpper), try p.doubles("ci_upper"), absolute: absolute, relative: relative, "ci hi")
+        assertClose(all.map { $0.robustStandardError ?? .nan }, try p.doubles("hc3_se"), relative: relative, "HC3")
+        assertClose(fit.rSquared, try p.double("rsquared"), relative: relative, "R²")
+        assertClose(fit.residualSumOfSquares, try p.double("ssr"), relative: relative, "SSR")
+        assertClose(fit.conditionNumber, try p.double("condition_number"), relative: relative, "κ")
+        // No sign split left: every kept coefficient has the sign of its planted effect.
+        XCTAssertTrue(fit.coefficients.allSatisfy { $0.estimate > 0 }, "\(fit.coefficients.map(\.estimate))")
+    }
+
+    func testNoFeatureAboveThresholdKeepsTheFullFit() throws {
+        let design = try FixtureDesign("collinearity_independent.json")
+        let full = try fullFit(design)
+        let result = try analysis(design)
+        XCTAssertEqual(result.sets, [])
+        XCTAssertEqual(result.droppedFeatures, [])
+        XCTAssertEqual(result.parsimoniousFeatures, design.features.names)
+        XCTAssertEqual(result.parsimoniousFit.coefficients, full.coefficients)
+        XCTAssertEqual(result.parsimoniousFit.intercept, full.intercept)
+        XCTAssertTrue(result.varianceInflation.allSatisfy { $0.factor < 10 })
+    }
+
+    // MARK: - Condition number of the fitted design
+
+    func testConditionNumberMatchesStatsmodelsOnTheFittedDesign() throws {
+        let design = try FixtureDesign("collinearity_planted.json")
+        let e = try design.json.required("expected")
+        let κ = try fullFit(design).conditionNumber
+        assertClose(κ, try e.required("full").double("condition_number"), relative: relative, "full κ")
+        // The existing rank-deficient OLS fixture records statsmodels' κ of the fitted design too.
+        let rankDeficient = try FixtureDesign("ols_rank_deficient.json")
+        let fit = try fullFit(rankDeficient)
+        XCTAssertEqual(fit.aliasedFeatures, ["x1_plus_2x2"])
+        assertClose(fit.conditionNumber, try rankDeficient.json.required("expected").double("condition_number"),
+                    relative: relative, "rank-deficient κ")
+    }
+
+    func testConditionNumberIsStableUnderAnExactlyAliasedColumn() throws {
+        let design = try FixtureDesign("collinearity_planted.json")
+        let e = try design.json.required("expected")
+        let clean = try fullFit(design)
+        let aliased = try XCTUnwrap(LeastSquaresFit.fit(try withAliasedColumn(design), target: design.target).value)
+        XCTAssertEqual(aliased.aliasedFeatures, ["net_sentiment_words"])
+        XCTAssertEqual(aliased.conditionNumber, clean.conditionNumber, "κ must describe the design actually fitted")
+        assertClose(aliased.conditionNumber, try e.required("full").double("condition_number"), relative: relative)
+        // The design as given is still reported singular through λ_min, and statsmodels' κ of it is noise.
+        XCTAssertLessThan(aliased.smallestEigenvalue, 1e-10)
+        XCTAssertTrue(aliased.notes.contains { $0.contains("singular") }, "\(aliased.notes)")
+        let asGiven = try e.required("with_aliased_column").double("condition_number_as_given")
+        XCTAssertGreaterThan(asGiven / aliased.conditionNumber, 1e9)
+        // Same sets and parsimonious features with the aliased column present.
+        let withAlias = try XCTUnwrap(CollinearityAnalysis.analyze(try withAliasedColumn(design), target: design.target).value)
+        XCTAssertEqual(withAlias.sets, try analysis(design).sets)
+        XCTAssertEqual(withAlias.parsimoniousFeatures, try e.strings("parsimonious_features"))
+    }
+
+    // MARK: - Errors
+
+    func testBadOptionsAndMismatchedInputAreRejected() throws {
+        let design = try FixtureDesign("collinearity_planted.json")
+        XCTAssertThrowsError(try CollinearityAnalysis.analyze(design.features, target: design.target,
+                                                              options: .init(threshold: 1))) { error in
+            XCTAssertTrue("\(error)".contains("threshold"), "\(error)")
+        }
+        let other = try FixtureDesign("collinearity_independent.json")
+        XCTAssertThrowsError(try CollinearityAnalysis.varianceInflationFactors(other.features, fit: try fullFit(design))) { error in
+            XCTAssertTrue("\(error)".contains("response_chars"), "\(error)")
+        }
+    }
+
+    func testTooManyFeaturesForLMGSaysWhatToDo() throws {
+        var generator = SeededRandom(seed: 5)
+        let n = 60
+        var columns = (0..<16).map { _ in (0..<n).map { _ in generator.unitInterval() } }
+        columns[15] = zip(columns[0], columns[1]).map { $0 + $1 + 0.01 * generator.unitInterval() }
+        let names = (0..<16).map { "f\($0)" }
+        let y = (0..<n).map { columns[0][$0] + generator.unitInterval() }
+        XCTAssertThrowsError(try CollinearityAnalysis.analyze(try FeatureMatrix(names: names, columns: columns), target: y)) { error in
+            XCTAssertTrue("\(error)".contains("lmgShares"), "\(error)")
+        }
+    }
+}
