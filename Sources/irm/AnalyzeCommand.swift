@@ -160,27 +160,26 @@ struct AnalyzeCommand: ParsableCommand {
             }
         }
     }
+}
 
-    /// Fails early, before any scoring, when the output directory cannot be made or written.
-    private func checkOutputDirectory(_ url: URL) throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
-                throw IRMError("--out \(url.path): exists and is not a directory; expected a directory for the report files")
-            }
-            guard FileManager.default.isWritableFile(atPath: url.path) else {
-                throw IRMError("--out \(url.path): the directory is not writable")
-            }
-            return
+/// Fails early, before any scoring, when the output directory cannot be made or written.
+func checkOutputDirectory(_ url: URL) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+        guard isDirectory.boolValue else {
+            throw IRMError("--out \(url.path): exists and is not a directory; expected a directory for the report files")
         }
-        let parent = url.deletingLastPathComponent()
-        var parentIsDirectory: ObjCBool = false
-        var ancestor = parent
-        while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &parentIsDirectory) && ancestor.path != "/" {
-            ancestor = ancestor.deletingLastPathComponent()
+        guard FileManager.default.isWritableFile(atPath: url.path) else {
+            throw IRMError("--out \(url.path): the directory is not writable")
         }
-        guard parentIsDirectory.boolValue, FileManager.default.isWritableFile(atPath: ancestor.path) else {
-            throw IRMError("--out \(url.path): cannot create the directory (\(ancestor.path) is not a writable directory)")
-        }
+        return
+    }
+    var parentIsDirectory: ObjCBool = false
+    var ancestor = url.deletingLastPathComponent()
+    while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &parentIsDirectory) && ancestor.path != "/" {
+        ancestor = ancestor.deletingLastPathComponent()
+    }
+    guard parentIsDirectory.boolValue, FileManager.default.isWritableFile(atPath: ancestor.path) else {
+        throw IRMError("--out \(url.path): cannot create the directory (\(ancestor.path) is not a writable directory)")
     }
 }

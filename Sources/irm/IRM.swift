@@ -7,6 +7,6 @@ struct IRM: ParsableCommand {
         commandName: "irm",
         abstract: "The implicit reward model interpreter.",
         version: IRMVersion.string,
-        subcommands: [ConvertCommand.self, InspectCommand.self, TokenizeCommand.self, ScoreCommand.self, AnalyzeCommand.self]
+        subcommands: [ConvertCommand.self, InspectCommand.self, TokenizeCommand.self, ScoreCommand.self, AnalyzeCommand.self, DriftCommand.self]
     )
 }

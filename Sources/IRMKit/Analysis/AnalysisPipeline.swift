@@ -275,20 +275,20 @@ public enum AnalysisPipeline {
         return pairs
     }
 
-    private static func checkpointSummary(_ c: Checkpoint) -> String {
+    static func checkpointSummary(_ c: Checkpoint) -> String {
         var text = "\(c.architecture.rawValue) \(c.kind.rawValue), \(c.parameterCount) parameters, \(c.config.layerCount) layers, vocabulary \(c.config.vocabSize)"
         if let step = c.provenance.trainingStep { text += ", step \(step)" }
         if let beta = c.provenance.beta { text += ", trained with β = \(beta)" }
         return text
     }
 
-    private static func inputFile(_ role: String, _ path: String, summary: String) throws -> AnalysisResult.InputFile {
+    static func inputFile(_ role: String, _ path: String, summary: String) throws -> AnalysisResult.InputFile {
         AnalysisResult.InputFile(role: role, path: path, sha256: try SHA256.hex(ofFile: path), summary: summary)
     }
 
     /// The numbers of a field on every sample, or nil when no sample has it. Some but not all, or a
     /// value that is not a finite number, is an error naming the lines.
-    private static func numericColumn(_ field: String, _ samples: [Sample], source: String, required: Bool) throws -> [Double]? {
+    static func numericColumn(_ field: String, _ samples: [Sample], source: String, required: Bool) throws -> [Double]? {
         var values: [Double] = []
         var missing: [Sample] = []
         for sample in samples {
@@ -311,7 +311,7 @@ public enum AnalysisPipeline {
     }
 
     /// Scores of the training reward, with its description and the input file it read.
-    private static func trainingReward(_ options: AnalysisOptions, samples: [Sample], featureInputs: [FeatureInput], progress: ProgressOutput?) throws
+    static func trainingReward(_ options: AnalysisOptions, samples: [Sample], featureInputs: [FeatureInput], progress: ProgressOutput?) throws
         -> (AnalysisResult.RewardSource, [Double]?, AnalysisResult.InputFile?) {
         switch options.reward {
         case .none:
@@ -353,7 +353,7 @@ public enum AnalysisPipeline {
     }
 
     /// Fewer samples than non-constant features + 2 leaves the fit no residual degree of freedom.
-    private static func checkSampleCount(_ features: FeatureTable, sampleCount n: Int) throws {
+    static func checkSampleCount(_ features: FeatureTable, sampleCount n: Int) throws {
         let matrix = features.matrix
         let varying = PreparedDesign(matrix).kept.count
         guard n >= varying + 2 else {
@@ -362,7 +362,7 @@ public enum AnalysisPipeline {
     }
 
     /// OLS, LMG, ridge, and on request VB and the grouped fit, of one target.
-    private static func analyseTarget(_ name: String, _ description: String, _ values: [Double], features: FeatureTable,
+    static func analyseTarget(_ name: String, _ description: String, _ values: [Double], features: FeatureTable,
                                       options: AnalysisOptions, groupLabels: [String]?) throws -> AnalysisResult.TargetAnalysis {
         let matrix = features.matrix
         let fitOptions = LeastSquaresFit.Options(seed: options.seed)

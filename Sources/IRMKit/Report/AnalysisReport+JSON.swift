@@ -104,7 +104,7 @@ extension AnalysisReport {
 
     // MARK: Fits
 
-    private static func targetObject(_ target: AnalysisResult.TargetAnalysis) -> JSONValue {
+    static func targetObject(_ target: AnalysisResult.TargetAnalysis) -> JSONValue {
         .object([
             "name": .string(target.name),
             "description": .string(target.description),
@@ -154,7 +154,7 @@ extension AnalysisReport {
         ])
     }
 
-    private static func intervalObject(_ interval: BootstrapInterval?) -> JSONValue {
+    static func intervalObject(_ interval: BootstrapInterval?) -> JSONValue {
         guard let interval else { return .null }
         return .object([
             "low": number(interval.lower), "high": number(interval.upper), "level": number(interval.level),
@@ -231,7 +231,7 @@ extension AnalysisReport {
                  "ci": intervalObject(estimate.interval)])
     }
 
-    private static func correlationSetObject(_ set: Divergence.CorrelationSet?) -> JSONValue {
+    static func correlationSetObject(_ set: Divergence.CorrelationSet?) -> JSONValue {
         guard let set else { return .null }
         return .object([
             "first": .string(set.first), "second": .string(set.second),
@@ -241,7 +241,7 @@ extension AnalysisReport {
         ])
     }
 
-    private static func accuracyObject(_ accuracy: StatisticOutcome<PairAccuracy>?) -> JSONValue {
+    static func accuracyObject(_ accuracy: StatisticOutcome<PairAccuracy>?) -> JSONValue {
         outcome(accuracy) { a in
             .object(["correct": integer(a.correct), "ties": integer(a.ties), "total": integer(a.total), "accuracy": number(a.accuracy)])
         }
@@ -302,7 +302,7 @@ extension AnalysisReport {
 
     static let jsonTokenCount = 20
 
-    private static func trainerRewardsObject(_ t: TrainerRewardMetrics) -> JSONValue {
+    static func trainerRewardsObject(_ t: TrainerRewardMetrics) -> JSONValue {
         var object: JSONObject = ["pairs": integer(t.pairCount), "beta": number(t.beta)]
         for metric in t.metrics {
             object[metric.name] = .object(["value": number(metric.value), "ci95": intervalObject(metric.interval)])

@@ -55,7 +55,7 @@ public enum AnalysisReport {
 
     /// Creates `url` as a directory, with any missing parents; returns the outermost folder it
     /// created (nil when `url` existed). Throws, naming the path, when a file is in the way.
-    private static func makeDirectory(_ url: URL) throws -> URL? {
+    static func makeDirectory(_ url: URL) throws -> URL? {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
@@ -79,7 +79,7 @@ public enum AnalysisReport {
     /// Writes the first file's temporary copy, then (inside its `AtomicOutput.write` body) the
     /// rest, so that the renames happen only after every temporary file is complete; a failure
     /// removes the temporary files of all enclosing levels.
-    private static func writeAtomically(_ files: ArraySlice<(path: String, data: Data)>, into directory: URL) throws {
+    static func writeAtomically(_ files: ArraySlice<(path: String, data: Data)>, into directory: URL) throws {
         guard let first = files.first else { return }
         let url = directory.appendingPathComponent(first.path)
         try AtomicOutput.write(to: url) { temporary in

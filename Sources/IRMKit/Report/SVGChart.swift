@@ -5,9 +5,13 @@ public enum SVGChart {
     public struct Series: Sendable {
         public let name: String
         public let points: [(x: Double, y: Double)]
-        public init(name: String, points: [(x: Double, y: Double)]) {
+        /// An interval around the line at each x (e.g. a 95% confidence interval), drawn as a
+        /// translucent band; empty for none.
+        public let band: [(x: Double, low: Double, high: Double)]
+        public init(name: String, points: [(x: Double, y: Double)], band: [(x: Double, low: Double, high: Double)] = []) {
             self.name = name
             self.points = points
+            self.band = band
         }
     }
 
@@ -94,12 +98,18 @@ public enum SVGChart {
     /// Lines with markers for several series over a shared x axis, with a legend.
     public static func lines(title: String, xLabel: String, yLabel: String, series: [Series], width: Int = 560, height: Int = 380) -> String {
         let xs = series.flatMap { $0.points.map(\.x) }.filter(\.isFinite)
-        let ys = series.flatMap { $0.points.map(\.y) }.filter(\.isFinite)
+        let ys = (series.flatMap { $0.points.map(\.y) } + series.flatMap { $0.band.flatMap { [$0.low, $0.high] } }).filter(\.isFinite)
         let frame = Frame(width: width, height: height, left: 64, right: 16, top: 36, bottom: 52 + 16 * ((series.count + 2) / 3),
                           xs: xs, ys: ys, includeZeroX: false, includeZeroY: false)
         var svg = frame.open(title: title, xLabel: xLabel, yLabel: yLabel)
         for (index, s) in series.enumerated() {
             let colour = palette[index % palette.count]
+            let band = s.band.filter { $0.x.isFinite && $0.low.isFinite && $0.high.isFinite }.sorted { $0.x < $1.x }
+            if band.count >= 2 {
+                let upper = band.map { "\(f(frame.px($0.x))),\(f(frame.py($0.high)))" }
+                let lower = band.reversed().map { "\(f(frame.px($0.x))),\(f(frame.py($0.low)))" }
+                svg += "<polygon points=\"\((upper + lower).joined(separator: " "))\" fill=\"\(colour)\" fill-opacity=\"0.15\" stroke=\"none\"/>\n"
+            }
             let pts = s.points.filter { $0.x.isFinite && $0.y.isFinite }.sorted { $0.x < $1.x }
             if pts.count >= 2 {
                 let path = pts.map { "\(f(frame.px($0.x))),\(f(frame.py($0.y)))" }.joined(separator: " ")

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import IRMKit
+
+struct DriftCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drift",
+        abstract: "Audit how the implicit reward drifted over a series of checkpoints tuned from one base.",
+        discussion: """
+            Scores the data under the base and under every checkpoint of the series, each against the base, with \
+            the stages of `irm analyze`. For every step: the implicit reward's chosen/rejected means, margin and \
+            pair accuracy (TRL's rewards/*), its agreement with gold, KL(step ‖ base) per token and per response, \
+            its correlations with the training reward and gold, the standardised feature weights and LMG shares, \
+            and its drift from the training reward (coefficient cosine, gap regression). Across the steps: the \
+            proxy and gold reward each checkpoint earns on the data (self-normalised importance weighting), Kim & \
+            Seo's monotonicity, the step where gold stops improving while the proxy rises (over-optimisation, with \
+            a bootstrap test), the features whose weight kept rising while the proxy pays for them and gold does \
+            not, and the layer divergence of every block. Steps are ordered by the training step recorded in \
+            each checkpoint (irm convert --step), else by file name.
+
+            Writes into --out: drift.md, drift.html, drift.csv, layers.csv, drift.json, manifest.json and plots/ \
+            (docs/drift.md explains every column), atomically like `irm analyze`.
+            """)
+
+    @Option(help: "The base policy the series was tuned from (.h5).")
+    var base: String
+
+    @Option(name: .customLong("checkpoint"), help: "A checkpoint of the series (.h5); repeat for each, in any order.")
+    var checkpoints: [String] = []
+
+    @Option(help: "Prompt/response data: JSON lines, a JSON array, CSV or TSV, or - for standard input (docs/data-formats.md).")
+    var data: String
+
+    @Option(help: "The output directory, e.g. analyses/NAME.")
+    var out: String
+
+    @Option(help: "The training reward model checkpoint (.h5, a sequence classifier).")
+    var rewardModel: String?
+
+    @Option(help: "Read the training reward from this numeric data field (default: \"reward\" when every sample has it).")
+    var rewardField: String?
+
+    @Option(help: "A white-box training reward: vader-utility or kim-seo, or none.")
+    var reward: String?
+
+    @Option(help: "The data field holding a gold score.")
+    var goldField: String = "gold"
+
+    @Option(help: "β of the implicit reward (default: each checkpoint's recorded β, else 1).")
+    var beta: Double?
+
+    @Option(help: "sum (DPO's definition) or mean (per response token).")
+    var rewardType: ImplicitReward.Aggregation = .sum
+
+    @Option(help: "default (every built-in feature) or a features file (YAML or JSON; docs/features.md).")
+    var features: String = "default"
+
+    @Option(help: "Bootstrap replicates for confidence intervals (0: none).")
+    var bootstrap: Int = 1000
+
+    @Option(help: "Seed of every random choice.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Go on when a checkpoint's tokenizer differs from the base's (the text is tokenised with the base's).")
+    var allowTokenizerMismatch = false
+
+    @OptionGroup var sequence: SequenceArguments
+
+    @OptionGroup var engine: ScoringArguments
+
+    @OptionGroup var output: OutputArguments
+
+    func validate() throws {
+        let sources = [rewardModel != nil, rewardField != nil, reward != nil].filter { $0 }.count
+        if sources > 1 { throw ValidationError("give at most one of --reward-model, --reward-field and --reward") }
+        if let reward, !["vader-utility", "kim-seo", "none"].contains(reward) {
+            throw ValidationError("--reward must be vader-utility, kim-seo or none, found \"\(reward)\"")
+        }
+        if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let directory = URL(fileURLWithPath: out)
+            try checkOutputDirectory(directory)
+            var options = DriftOptions(basePath: base, checkpointPaths: checkpoints, dataPath: data)
+            if let rewardModel {
+                options.reward = .rewardModel(path: rewardModel)
+            } else if let rewardField {
+                options.reward = .field(name: rewardField)
+            } else if let reward {
+                options.reward = reward == "vader-utility" ? .vaderUtility : reward == "kim-seo" ? .kimSeo : .none
+            }
+            options.goldField = goldField
+            options.beta = beta
+            options.aggregation = rewardType
+            options.featuresPath = features == "default" ? nil : features
+            options.bootstrapReplicates = bootstrap
+            options.seed = seed
+            options.allowTokenizerMismatch = allowTokenizerMismatch
+            options.scoring = engine.options
+            options.sequences = sequence.options
+            options.chatTemplatePath = sequence.chatTemplate
+            options.templateDate = try sequence.date()
+
+            let started = Date()
+            let result = try DriftPipeline.run(options, progress: output.progressOutput)
+            try DriftReport.write(result, to: directory)
+            if !output.quiet {
+                print("irm drift: \(result.steps.count) checkpoints against \(result.base.path), \(result.sampleCount) samples")
+                for line in DriftReport.summaryLines(result) { print("- " + line) }
+                print("files: \(out)/ (start with drift.md; drift.html, drift.csv, layers.csv, drift.json, manifest.json, plots/)")
+                print(String(format: "done in %.1f s", Date().timeIntervalSince(started)))
+            }
+        }
+    }
+}
