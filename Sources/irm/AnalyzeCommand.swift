@@ -105,6 +105,8 @@ struct AnalyzeCommand: ParsableCommand {
 
     @OptionGroup var output: OutputArguments
 
+    @OptionGroup var storage: StoreArguments
+
     func validate() throws {
         let sources = [rewardModel != nil, rewardField != nil, reward != nil].filter { $0 }.count
         if sources > 1 { throw ValidationError("give at most one of --reward-model, --reward-field and --reward") }
@@ -150,6 +152,7 @@ struct AnalyzeCommand: ParsableCommand {
             options.sequences = sequence.options
             options.chatTemplatePath = sequence.chatTemplate
             options.templateDate = try sequence.date()
+            options.storeDirectory = storage.directory(forOutput: directory)
 
             let started = Date()
             let result = try AnalysisPipeline.run(options, progress: output.progressOutput)

@@ -70,6 +70,8 @@ struct DriftCommand: ParsableCommand {
 
     @OptionGroup var output: OutputArguments
 
+    @OptionGroup var storage: StoreArguments
+
     func validate() throws {
         let sources = [rewardModel != nil, rewardField != nil, reward != nil].filter { $0 }.count
         if sources > 1 { throw ValidationError("give at most one of --reward-model, --reward-field and --reward") }
@@ -102,6 +104,7 @@ struct DriftCommand: ParsableCommand {
             options.sequences = sequence.options
             options.chatTemplatePath = sequence.chatTemplate
             options.templateDate = try sequence.date()
+            options.storeDirectory = storage.directory(forOutput: directory)
 
             let started = Date()
             let result = try DriftPipeline.run(options, progress: output.progressOutput)

@@ -47,3 +47,22 @@ struct OutputArguments: ParsableArguments {
         if !quiet { FileHandle.standardError.write(Data("irm: warning: \(text)\n".utf8)) }
     }
 }
+
+/// Where scores are kept between runs (docs/score-store.md).
+struct StoreArguments: ParsableArguments {
+    @Option(help: "The score store directory: each checkpoint's scores on the data are kept there and reused by later runs (default: .irm-store beside --out).")
+    var store: String?
+
+    @Flag(help: "Do not read or write a score store.")
+    var noStore = false
+
+    func validate() throws {
+        if noStore && store != nil { throw ValidationError("give --store or --no-store, not both") }
+    }
+
+    /// The store directory for output `out`, or nil with --no-store.
+    func directory(forOutput out: URL) -> URL? {
+        if noStore { return nil }
+        return store.map { URL(fileURLWithPath: $0) } ?? StageStore.defaultDirectory(forOutput: out)
+    }
+}

@@ -56,6 +56,8 @@ public struct AnalysisOptions: Sendable {
     public var chatTemplatePath: String?
     /// The date `strftime_now` renders in chat templates.
     public var templateDate = Date()
+    /// The score store directory (docs/score-store.md); nil: scores are computed and not kept.
+    public var storeDirectory: URL?
 
     public init(beforePath: String, afterPath: String, dataPath: String) {
         self.beforePath = beforePath
@@ -126,6 +128,7 @@ public enum AnalysisPipeline {
         if let path = options.chatTemplatePath { inputs.append(try inputFile("chat-template", path, summary: "chat template")) }
         warnings += data.warnings
         let scorer = LogProbScorer(options: options.scoring)
+        let store = try options.storeDirectory.map { try StageStore(directory: $0) }
 
         stage("scoring \(samples.count) responses under both policies")
         let afterPolicy = try LoadedPolicy(checkpoint: after, adapter: afterAdapter)
@@ -133,7 +136,7 @@ public enum AnalysisPipeline {
         warnings += afterPolicy.warnings + beforePolicy.warnings
         let scored = try tracked("scoring", total: scoring.count) {
             try PolicyComparison(data, after: afterPolicy, before: beforePolicy, resizedVocabulary: resizedVocabulary != nil,
-                                 beta: options.beta, scorer: scorer, progress: $0)
+                                 beta: options.beta, scorer: scorer, store: store, progress: $0)
         }
         warnings += scored.warnings
         let comparisons = scored.comparisons, beta = scored.beta, implicit = scored.implicitRewards
@@ -152,7 +155,7 @@ public enum AnalysisPipeline {
         for skipped in features.skipped { warnings.append("feature \(skipped.name) left out: \(skipped.reason)") }
 
         stage("training reward")
-        let (rewardSource, rewardScores, rewardInput) = try trainingReward(options, samples: samples, featureInputs: featureInputs, progress: progress)
+        let (rewardSource, rewardScores, rewardInput) = try trainingReward(options, samples: samples, featureInputs: featureInputs, store: store, progress: progress)
         if let rewardInput { inputs.append(rewardInput) }
         let gold = try numericColumn(options.goldField, samples, source: options.dataPath, required: false)
 
@@ -311,7 +314,8 @@ public enum AnalysisPipeline {
     }
 
     /// Scores of the training reward, with its description and the input file it read.
-    static func trainingReward(_ options: AnalysisOptions, samples: [Sample], featureInputs: [FeatureInput], progress: ProgressOutput?) throws
+    static func trainingReward(_ options: AnalysisOptions, samples: [Sample], featureInputs: [FeatureInput], store: StageStore?,
+                               progress: ProgressOutput?) throws
         -> (AnalysisResult.RewardSource, [Double]?, AnalysisResult.InputFile?) {
         switch options.reward {
         case .none:
@@ -345,7 +349,9 @@ public enum AnalysisPipeline {
             let model = try ModelLoading.load(checkpoint: checkpoint)
             let task = progress?.task("reward model", total: scoring.count)
             defer { task?.finish() }
-            let scores = try LogProbScorer(options: options.scoring).rewards(of: scoring, under: model, progress: { task?.update(done: $0, tokens: $1) })
+            let scores = try StageStore.rewards(of: scoring, under: model, checkpointPath: path, store: store,
+                                                convention: options.sequences.convention.rawValue, scorer: LogProbScorer(options: options.scoring),
+                                                progress: { task?.update(done: $0, tokens: $1) })
                 .map { $0.first ?? 0 }
             let file = try inputFile("reward-model", path, summary: checkpointSummary(checkpoint))
             return (.rewardModel(path: path), scores, file)

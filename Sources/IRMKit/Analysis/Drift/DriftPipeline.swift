@@ -21,6 +21,8 @@ public struct DriftOptions: Sendable {
     public var sequences = SequenceOptions()
     public var chatTemplatePath: String?
     public var templateDate = Date()
+    /// The score store directory (docs/score-store.md); nil: scores are computed and not kept.
+    public var storeDirectory: URL?
 
     public init(basePath: String, checkpointPaths: [String], dataPath: String) {
         self.basePath = basePath
@@ -43,6 +45,7 @@ public struct DriftOptions: Sendable {
         o.sequences = sequences
         o.chatTemplatePath = chatTemplatePath
         o.templateDate = templateDate
+        o.storeDirectory = storeDirectory
         return o
     }
 }
@@ -167,6 +170,7 @@ public enum DriftPipeline {
         inputs.append(AnalysisResult.InputFile(role: "data", path: options.dataPath, sha256: data.dataSHA256,
                                                summary: "\(data.samples.count) samples, \(data.pairs.count) preference pairs"))
         let scorer = LogProbScorer(options: options.scoring)
+        let store = try options.storeDirectory.map { try StageStore(directory: $0) }
         let basePolicy = try LoadedPolicy(checkpoint: base, adapter: nil)
 
         stage("features")
@@ -184,7 +188,7 @@ public enum DriftPipeline {
 
         stage("training reward")
         let (rewardSource, rewardScores, rewardInput) = try AnalysisPipeline.trainingReward(analysis, samples: data.samples,
-                                                                                           featureInputs: featureStage.inputs, progress: progress)
+                                                                                           featureInputs: featureStage.inputs, store: store, progress: progress)
         if let rewardInput { inputs.append(rewardInput) }
         let gold = try AnalysisPipeline.numericColumn(options.goldField, data.samples, source: options.dataPath, required: false)
         let rewardFit = try rewardScores.map {
@@ -203,9 +207,9 @@ public enum DriftPipeline {
             let policy = try LoadedPolicy(checkpoint: checkpoint, adapter: nil)
             let scored = try tracked("scoring \(label)", total: data.sequences.count) {
                 try PolicyComparison(data, after: policy, before: basePolicy, resizedVocabulary: resized[checkpoint.path] ?? false,
-                                     beta: options.beta, scorer: scorer, progress: $0)
+                                     beta: options.beta, scorer: scorer, store: store, progress: $0)
             }
-            if index == series.count - 1 { warnings += scored.warnings.filter { $0.contains("β") } }
+            warnings += scored.warnings.filter { $0.hasPrefix("score store") || (index == series.count - 1 && $0.contains("β")) }
             let implicitValues = scored.implicitRewards.map { $0.value(options.aggregation) }
             let sums = scored.implicitRewards.map { $0.value(.sum) }
             let fit = try AnalysisPipeline.analyseTarget("implicit_reward", "implicit reward of \(label)", implicitValues, features: features,

@@ -29,6 +29,9 @@ public struct PreparedData: Sendable {
     /// none was needed).
     public let tokenizer: Tokenizer?
     public let renderedTemplate: Bool
+    /// The convention, EOS rule and length limit the sequences were built with, as the score
+    /// store's key records them.
+    public let convention: String
     public let warnings: [String]
 
     /// Reads `dataPath` (once: standard input cannot be read twice) and builds the sequences with
@@ -52,6 +55,7 @@ public struct PreparedData: Sendable {
         sequencesSHA256 = Self.digest(sequences)
         self.tokenizer = tokenizer
         renderedTemplate = rendered
+        convention = "\(sequenceOptions.convention.rawValue) eos=\(sequenceOptions.eos.rawValue) max_length=\(sequenceOptions.resolvedMaxLength.map(String.init) ?? "none")"
         self.warnings = warnings
     }
 
@@ -100,11 +104,14 @@ public struct PolicyComparison: Sendable {
 
     /// Both policies' log-probs and the KL, then the implicit reward with β (nil: the β recorded
     /// in the after-checkpoint, else 1).
+    /// With `store`, the log-probs and KL are read from it where it has them and committed to it
+    /// block by block where it does not (`StageStore`).
     public init(_ data: PreparedData, after: LoadedPolicy, before: LoadedPolicy, resizedVocabulary: Bool, beta: Double?,
-                scorer: LogProbScorer, progress: ScoringProgress? = nil) throws {
-        comparisons = try scorer.compare(data.sequences, after: after.model, before: before.model, resizedVocabulary: resizedVocabulary,
-                                         progress: progress)
-        var warnings: [String] = []
+                scorer: LogProbScorer, store: StageStore? = nil, progress: ScoringProgress? = nil) throws {
+        let (comparisons, storeWarnings) = try Self.compareInBlocks(data, after: after, before: before, resizedVocabulary: resizedVocabulary,
+                                                                    scorer: scorer, store: store, progress: progress)
+        self.comparisons = comparisons
+        var warnings: [String] = storeWarnings
         let addedMass = comparisons.flatMap { ($0.addedRowMass ?? []).compactMap { $0 } }
         if !addedMass.isEmpty {
             let mean = addedMass.reduce(0, +) / Double(addedMass.count)

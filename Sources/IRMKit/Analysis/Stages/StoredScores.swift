@@ -1,0 +1,123 @@
+import Foundation
+
+/// The score store as the stages use it (docs/score-store.md): each policy's per-token log-probs
+/// on a data set and convention, and a policy's per-token KL against a base, kept in blocks of
+/// `blockSize` samples so that a later run (another fit, a drift series sharing the base, a run
+/// killed and started again) reads them instead of scoring.
+///
+/// Scoring always runs block by block, with or without a store, so that a result does not
+/// depend on whether it came from the store or on where a run was interrupted: the samples of a
+/// block are scored together, and a prompt shared across a block boundary is run once per block.
+public struct StageStore: Sendable {
+    public let store: ScoreStore
+    public static let blockSize = 256
+
+    public init(directory: URL) throws {
+        store = try ScoreStore(directory: directory)
+    }
+
+    /// The default store of an output directory: a `.irm-store` folder beside it.
+    public static func defaultDirectory(forOutput out: URL) -> URL {
+        out.standardizedFileURL.deletingLastPathComponent().appendingPathComponent(".irm-store", isDirectory: true)
+    }
+
+    /// SHA-256s of what a policy's scores depend on: the checkpoint file and its adapter's files.
+    static func digests(_ policy: LoadedPolicy) throws -> [String] {
+        var digests = [try SHA256.hex(ofFile: policy.checkpoint.path)]
+        for file in policy.adapter?.inputFiles ?? [] { digests.append(try SHA256.hex(ofFile: file)) }
+        return digests
+    }
+}
+
+extension PolicyComparison {
+    /// `scorer.compare` of `after` against `before` on every sample, block by block, reading the
+    /// blocks the store holds and committing each block it computes before the next.
+    static func compareInBlocks(_ data: PreparedData, after: LoadedPolicy, before: LoadedPolicy, resizedVocabulary: Bool,
+                                scorer: LogProbScorer, store: StageStore?, progress: ScoringProgress?) throws
+        -> (comparisons: [ResponseComparison], warnings: [String]) {
+        let n = data.sequences.count
+        let blockSize = StageStore.blockSize
+        let blocks = stride(from: 0, to: n, by: blockSize).map { $0..<min($0 + blockSize, n) }
+        var entries: (after: ScoreStore.Entry, before: ScoreStore.Entry, kl: ScoreStore.Entry)? = nil
+        if let store {
+            let afterDigests = try StageStore.digests(after), beforeDigests = try StageStore.digests(before)
+            func key(_ digests: [String], _ kind: ScoreStore.Kind) -> ScoreStore.Key {
+                ScoreStore.Key(checkpointSHA256s: digests, dataSHA256: data.sequencesSHA256, convention: data.convention, kind: kind)
+            }
+            entries = (
+                try store.store.entry(key(afterDigests, .logprobs), sampleCount: n, blockSize: blockSize, schema: .logprobs),
+                try store.store.entry(key(beforeDigests, .logprobs), sampleCount: n, blockSize: blockSize, schema: .logprobs),
+                try store.store.entry(key(afterDigests, .kl(base: ScoreStore.Key.combinedSHA256(beforeDigests))), sampleCount: n,
+                                      blockSize: blockSize, schema: .kl(addedRowMass: resizedVocabulary)))
+        }
+        let missing = entries.map { Set($0.after.missingBlocks() + $0.before.missingBlocks() + $0.kl.missingBlocks()) }
+        var comparisons: [ResponseComparison] = []
+        comparisons.reserveCapacity(n)
+        var tokensBefore = 0
+        for block in blocks {
+            let samples = Array(data.sequences[block])
+            let blockTokens = samples.reduce(0) { $0 + $1.tokenCount }
+            if let entries, let missing, !missing.contains(block) {
+                let a = try entries.after.read(block: block).raggedFloat64("logprob")
+                let b = try entries.before.read(block: block).raggedFloat64("logprob")
+                let klColumns = try entries.kl.read(block: block)
+                let kl = try klColumns.raggedFloat64("kl")
+                let mass = resizedVocabulary ? try klColumns.raggedFloat64("added_row_mass") : nil
+                for i in 0..<block.count {
+                    comparisons.append(ResponseComparison(after: ResponseLogProbs(tokens: a.list(i)), before: ResponseLogProbs(tokens: b.list(i)),
+                                                          kl: kl.list(i), addedRowMass: mass?.list(i)))
+                }
+            } else {
+                let offset = block.lowerBound, tokenOffset = tokensBefore
+                let results = try scorer.compare(samples, after: after.model, before: before.model, resizedVocabulary: resizedVocabulary,
+                                                 progress: progress.map { update in { done, tokens in update(offset + done, tokenOffset + tokens) } })
+                if let entries {
+                    try entries.after.write(block: block, columns: ScoreStore.Columns(["logprob": .raggedFloat64(.init(lists: results.map(\.after.tokens)))]))
+                    try entries.before.write(block: block, columns: ScoreStore.Columns(["logprob": .raggedFloat64(.init(lists: results.map(\.before.tokens)))]))
+                    var kl: [String: ScoreStore.ColumnData] = ["kl": .raggedFloat64(.init(lists: results.map(\.kl)))]
+                    if resizedVocabulary { kl["added_row_mass"] = .raggedFloat64(.init(lists: results.map { $0.addedRowMass ?? [] })) }
+                    try entries.kl.write(block: block, columns: ScoreStore.Columns(kl))
+                }
+                comparisons += results
+            }
+            tokensBefore += blockTokens
+            progress?(block.upperBound, tokensBefore)
+        }
+        let warnings = entries.map { ($0.after.warnings + $0.before.warnings + $0.kl.warnings).map { "score store: \($0)" } } ?? []
+        return (comparisons, warnings)
+    }
+}
+
+extension StageStore {
+    /// A reward model's scores of `sequences` (made with its own tokenizer), block by block from
+    /// and into `store` when there is one.
+    static func rewards(of sequences: [ScoringSample], under model: any TransformerModel, checkpointPath: String, store: StageStore?,
+                        convention: String, scorer: LogProbScorer, progress: ScoringProgress?) throws -> [[Double]] {
+        let n = sequences.count, labels = model.config.labelCount
+        let blocks = stride(from: 0, to: n, by: blockSize).map { $0..<min($0 + blockSize, n) }
+        let entry = try store.map { store in
+            try store.store.entry(ScoreStore.Key(checkpointSHA256s: [try SHA256.hex(ofFile: checkpointPath)], dataSHA256: PreparedData.digest(sequences),
+                                                 convention: convention, kind: .reward),
+                                  sampleCount: n, blockSize: blockSize, schema: .reward(labels: labels))
+        }
+        let missing = Set(entry?.missingBlocks() ?? blocks)
+        var scores: [[Double]] = []
+        var tokens = 0
+        for block in blocks {
+            let samples = Array(sequences[block])
+            if let entry, !missing.contains(block) {
+                let vectors = try entry.read(block: block).vectorsFloat64("reward")
+                for i in 0..<block.count { scores.append(Array(vectors[i])) }
+            } else {
+                let offset = block.lowerBound, tokenOffset = tokens
+                let computed = try scorer.rewards(of: samples, under: model,
+                                                  progress: progress.map { update in { done, t in update(offset + done, tokenOffset + t) } })
+                try entry?.write(block: block, columns: ScoreStore.Columns(["reward": .vectorsFloat64(try .init(width: labels, vectors: computed))]))
+                scores += computed
+            }
+            tokens += samples.reduce(0) { $0 + $1.tokenCount }
+            progress?(block.upperBound, tokens)
+        }
+        return scores
+    }
+}
