@@ -389,8 +389,35 @@ public enum AnalysisPipeline {
         let ridge = try RidgeFit.fit(matrix, target: values)
         let vb = options.method == .vb ? try VariationalBayesRegression.fit(matrix, target: values) : nil
         let grouped = try groupLabels.map { try GroupedFit.fit(matrix, target: values, groupLabels: $0, options: fitOptions) }
-        return AnalysisResult.TargetAnalysis(name: name, description: description, values: values, ols: ols, lmg: lmg,
-                                             lmgByGroup: byGroup, ridge: ridge, variationalBayes: vb, grouped: grouped)
+        var analysis = AnalysisResult.TargetAnalysis(name: name, description: description, values: values, ols: ols, lmg: lmg,
+                                                     lmgByGroup: byGroup, ridge: ridge, variationalBayes: vb, grouped: grouped)
+        if let fit = ols.value {
+            analysis.collinearity = try collinearity(matrix, target: values, fit: fit, lmg: byGroup ? nil : lmg?.value, fitOptions: fitOptions)
+        }
+        return analysis
+    }
+
+    /// VIFs, collinear sets and the parsimonious fit. A set's representative is the member with
+    /// the largest LMG share; when LMG ran over feature groups (more than 15 features) there are
+    /// no per-feature shares, and the member with the largest R² alone (its squared correlation
+    /// with the target, the share it would have as the only player) stands in (docs/formulas.md).
+    static func collinearity(_ matrix: FeatureMatrix, target: [Double], fit: LeastSquaresFit, lmg: ShapleyAttribution?,
+                             fitOptions: LeastSquaresFit.Options) throws -> StatisticOutcome<CollinearityAnalysis> {
+        var shares: [String: Double] = [:]
+        if let lmg {
+            for share in lmg.shares { shares[share.name] = share.share }
+        } else {
+            for c in fit.coefficients {
+                guard let column = matrix.names.firstIndex(of: c.name) else { continue }
+                let r = (try? Correlation.pearson(Array(matrix.column(column)), target))?.value?.value ?? 0
+                shares[c.name] = r * r
+            }
+        }
+        do {
+            return .defined(try CollinearityAnalysis.analyze(matrix, target: target, fullFit: fit, lmgShares: shares, fitOptions: fitOptions))
+        } catch let error as IRMError {
+            return .undefined(reason: error.description)
+        }
     }
 
     /// The options as the manifest records them.

@@ -112,6 +112,14 @@ public struct AnalysisResult: Sendable {
         public let variationalBayes: StatisticOutcome<VariationalBayesRegression>?
         /// Per-group fits and the Chow test, with `--group-by`.
         public let grouped: StatisticOutcome<GroupedFit>?
+        /// VIFs, the collinear sets (VIF > 10) and the parsimonious refit with one representative
+        /// per set; nil when the OLS fit is undefined.
+        public var collinearity: StatisticOutcome<CollinearityAnalysis>? = nil
+
+        /// The fit the headlines quote (stdout summary, report summary, drift trajectories): the
+        /// parsimonious fit when there are collinear sets, else the full OLS fit. The tables keep
+        /// the full fit.
+        public var headlineFit: LeastSquaresFit? { collinearity?.value?.parsimoniousFit ?? ols.value }
 
         public init(name: String, description: String, values: [Double], ols: StatisticOutcome<LeastSquaresFit>,
                     lmg: StatisticOutcome<ShapleyAttribution>?, lmgByGroup: Bool, ridge: StatisticOutcome<RidgeFit>,

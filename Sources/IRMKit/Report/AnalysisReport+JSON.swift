@@ -113,6 +113,19 @@ extension AnalysisReport {
             "ridge": outcome(target.ridge, ridgeObject),
             "variational_bayes": outcome(target.variationalBayes, variationalBayesObject),
             "grouped": outcome(target.grouped, groupedObject),
+            "collinearity": target.collinearity.map { outcome($0, collinearityObject) } ?? .null,
+        ])
+    }
+
+    static func collinearityObject(_ c: CollinearityAnalysis) -> JSONValue {
+        .object([
+            "threshold": number(c.threshold),
+            "vif": .object(Dictionary(c.varianceInflation.map { ($0.name, number($0.factor)) }, uniquingKeysWith: { a, _ in a })),
+            "sets": .array(c.sets.map { set in
+                .object(["members": strings(set.memberNames), "representative": .string(set.representative)])
+            }),
+            "parsimonious_features": strings(c.parsimoniousFeatures),
+            "parsimonious_fit": fitObject(c.parsimoniousFit),
         ])
     }
 

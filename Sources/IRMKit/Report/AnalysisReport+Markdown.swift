@@ -209,7 +209,7 @@ extension AnalysisReport {
         notes += mergedFitNotes(result)
         var blocks: [ReportBlock] = [
             .heading("Fit statistics", level: 2),
-            .paragraph("Ordinary least squares of each target on the features with an intercept, solved on z-scored features by LAPACK dgelsd and reported in raw units as statsmodels does. P(F) is the p-value of the F test that all coefficients are 0; CV R² is the k-fold cross-validated R² on seeded folds, which can be negative; cond. no. is the condition number of the raw design (statsmodels warns above 1000). The difference target is z(implicit) − z(RM). Formulas: docs/formulas.md."),
+            .paragraph("Ordinary least squares of each target on the features with an intercept, solved on z-scored features by LAPACK dgelsd and reported in raw units as statsmodels does. P(F) is the p-value of the F test that all coefficients are 0; CV R² is the k-fold cross-validated R² on seeded folds, which can be negative; cond. no. is the condition number of the raw design actually fitted, after constant and aliased features are left out (statsmodels warns above 1000). The difference target is z(implicit) − z(RM). Formulas: docs/formulas.md."),
             .table(table),
         ]
         if !notes.isEmpty { blocks.append(.bullets(notes)) }
@@ -228,6 +228,7 @@ extension AnalysisReport {
                 blocks.append(.paragraph("The fit is undefined: \(reason)."))
             case .defined(let fit):
                 blocks.append(.table(coefficientTable(fit, target: target, features: result.features)))
+                blocks += collinearityBlocks(target)
             }
             if target.name == "implicit_reward" { blocks += figure("attribution") }
             blocks += lmgBlocks(target, features: result.features)
@@ -241,25 +242,54 @@ extension AnalysisReport {
 
     static func capitalised(_ text: String) -> String { text.prefix(1).uppercased() + text.dropFirst() }
 
+    /// The collinear sets (VIF > 10) and the parsimonious fit the summary quotes.
+    private static func collinearityBlocks(_ target: AnalysisResult.TargetAnalysis) -> [ReportBlock] {
+        guard let outcome = target.collinearity else { return [] }
+        guard case .defined(let analysis) = outcome else {
+            return [.paragraph("Collinearity was not analysed: \(outcome.undefinedReason ?? "").")]
+        }
+        guard !analysis.sets.isEmpty else {
+            return [.paragraph("No feature has a VIF above \(shown(analysis.threshold)), so the summary quotes this fit.")]
+        }
+        var sets = ReportTable(["collinear set", "VIFs", "representative"], textColumns: [0, 1])
+        for set in analysis.sets {
+            sets.append([set.memberNames.joined(separator: ", "), set.members.map { "\($0.name) \(shown($0.factor))" }.joined(separator: ", "),
+                         set.representative])
+        }
+        var blocks: [ReportBlock] = [
+            .paragraph("\(analysis.sets.count) collinear set\(analysis.sets.count == 1 ? "" : "s") (features with VIF above \(shown(analysis.threshold)) and the features that explain them): within a set the coefficients share one signal, so their separate signs and sizes mean little. The summary quotes the parsimonious fit below, which keeps one representative per set (the member with the largest LMG share) and every other feature; the table above keeps the full fit (docs/formulas.md, Collinearity)."),
+            .table(sets),
+        ]
+        let fit = analysis.parsimoniousFit
+        var table = ReportTable(["feature (parsimonious fit)", "coef", "HC3 se", "P>|t| HC3", "std β"])
+        for c in sortedByStandardized(fit.coefficients) {
+            table.append([c.name, shown(c.estimate, digits: 4), shown(c.robustStandardError), shownP(c.robustPValue), shown(c.standardizedEstimate)])
+        }
+        blocks.append(.paragraph("Parsimonious fit: R² = \(shown(fit.rSquared)) (full fit \(shown(target.ols.value?.rSquared))), cond. no. \(shown(fit.conditionNumber))."))
+        blocks.append(.table(table))
+        return blocks
+    }
+
     private static func coefficientTable(_ fit: LeastSquaresFit, target: AnalysisResult.TargetAnalysis,
                                          features: FeatureTable) -> ReportTable {
         var table = ReportTable(["feature", "group", "coef", "std err", "HC3 se", "t", "P>|t|", "P>|t| HC3", "[0.025", "0.975]",
-                                 "std β", "LMG share"], labelColumns: [1])
+                                 "std β", "LMG share", "VIF"], labelColumns: [1])
         let groupOf = Dictionary(zip(features.names, features.groups.map(\.rawValue)), uniquingKeysWith: { first, _ in first })
         let lmg = LMGLookup(target, features: features)
+        let vif = Dictionary((target.collinearity?.value?.varianceInflation ?? []).map { ($0.name, $0.factor) }, uniquingKeysWith: { a, _ in a })
         func row(_ c: LeastSquaresFit.Coefficient, name: String, group: String) -> [String] {
             let share = lmg.featureShare[c.name].map { share -> String in
                 share.interval.map { "\(shown(share.share)) \(interval($0.lower, $0.upper))" } ?? shown(share.share)
             } ?? "—"
             return [name, group, shown(c.estimate, digits: 4), shown(c.standardError), shown(c.robustStandardError),
                     shown(c.tStatistic), shownP(c.pValue), shownP(c.robustPValue), shown(c.confidenceLower),
-                    shown(c.confidenceUpper), shown(c.standardizedEstimate), share]
+                    shown(c.confidenceUpper), shown(c.standardizedEstimate), share, vif[c.name].map { shown($0) } ?? ""]
         }
         table.append(row(fit.intercept, name: intercept, group: ""))
         for c in sortedByStandardized(fit.coefficients) { table.append(row(c, name: c.name, group: groupOf[c.name] ?? "")) }
         let kept = Set(fit.coefficients.map(\.name))
         for name in features.names where !kept.contains(name) {
-            table.append([name, groupOf[name] ?? "", omissionNote(name, fit: fit), "", "", "", "", "", "", "", "", "—"])
+            table.append([name, groupOf[name] ?? "", omissionNote(name, fit: fit), "", "", "", "", "", "", "", "", "—", ""])
         }
         return table
     }

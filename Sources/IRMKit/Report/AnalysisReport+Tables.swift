@@ -6,7 +6,7 @@ extension AnalysisReport {
     static let attributionColumns = [
         "target", "feature", "group", "coef", "std_err", "hc3_std_err", "t", "p_value", "hc3_p_value", "ci_low",
         "ci_high", "std_coef", "lmg_share", "lmg_ci_low", "lmg_ci_high", "group_lmg_share", "ridge_coef",
-        "ridge_std_coef", "note",
+        "ridge_std_coef", "vif", "collinear_set", "note",
     ]
 
     static let intercept = "(intercept)"
@@ -35,6 +35,12 @@ extension AnalysisReport {
             if let reason = target.ridge.undefinedReason { otherReasons.append("ridge undefined: \(reason)") }
         }
 
+        let collinearity = target.collinearity?.value
+        let vif = Dictionary((collinearity?.varianceInflation ?? []).map { ($0.name, $0.factor) }, uniquingKeysWith: { a, _ in a })
+        var setOf: [String: String] = [:]
+        for set in collinearity?.sets ?? [] {
+            for member in set.memberNames { setOf[member] = set.memberNames.joined(separator: " ") + " (representative \(set.representative))" }
+        }
         func row(feature: String, group: String, coefficient: LeastSquaresFit.Coefficient?, share: ShapleyAttribution.Share?,
                  groupShare: Double?, ridgeCoefficient: Double?, ridgeStandardized: Double?, note: [String]) -> [String] {
             let c = coefficient
@@ -44,7 +50,7 @@ extension AnalysisReport {
                 csvNumber(c?.robustPValue), csvNumber(c?.confidenceLower), csvNumber(c?.confidenceUpper),
                 csvNumber(c?.standardizedEstimate), csvNumber(share?.share), csvNumber(share?.interval?.lower),
                 csvNumber(share?.interval?.upper), csvNumber(groupShare), csvNumber(ridgeCoefficient),
-                csvNumber(ridgeStandardized), (note + otherReasons).joined(separator: "; "),
+                csvNumber(ridgeStandardized), csvNumber(vif[feature]), setOf[feature] ?? "", (note + otherReasons).joined(separator: "; "),
             ]
         }
 

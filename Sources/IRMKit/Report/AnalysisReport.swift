@@ -108,8 +108,11 @@ public enum AnalysisReport {
             }
         }
         lines += fits.lines
-        if let fit = result.target("implicit_reward")?.ols.value {
-            lines.append("top features of the implicit reward (by |std β|):")
+        if let target = result.target("implicit_reward"), let fit = target.headlineFit {
+            let sets = target.collinearity?.value?.sets.count ?? 0
+            lines.append(sets > 0
+                ? "top features of the implicit reward (by |std β|; parsimonious fit, one feature for each of \(sets) collinear set\(sets == 1 ? "" : "s")):"
+                : "top features of the implicit reward (by |std β|):")
             var top = TextColumns(header: ["", "feature", "std β", "p (HC3)"])
             for c in sortedByStandardized(fit.coefficients).prefix(5) {
                 let beta = c.standardizedEstimate ?? 0
@@ -304,7 +307,7 @@ extension AnalysisReport {
 
     private static func rewardedSentence(_ result: AnalysisResult) -> String {
         guard let target = result.target("implicit_reward") else { return "The implicit reward was not fitted." }
-        guard case .defined(let fit) = target.ols else {
+        guard let fit = target.headlineFit else {
             return "The features could not explain the implicit reward: \(target.ols.undefinedReason ?? "")."
         }
         let explained = "together the features explain R² = \(shown(fit.rSquared)) of its variance"

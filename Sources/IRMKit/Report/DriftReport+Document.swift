@@ -64,7 +64,11 @@ extension DriftReport {
                                              gold?.coefficients.first { $0.name == name }.map { shown($0.standardizedEstimate) } ?? "—"])
         }
         blocks.append(.table(weights))
-        blocks.append(.paragraph("Standardised OLS coefficients of the implicit reward at each step (every feature, with 95% intervals, is in drift.csv as coef:NAME); the last two columns are the standardised ridge coefficients of the training reward and of gold."))
+        var collinear = "one representative per collinear set"
+        if let sets = result.steps.last?.implicitFit.collinearity?.value?.sets, !sets.isEmpty {
+            collinear += " (" + sets.map { "\($0.representative) for \($0.memberNames.joined(separator: ", "))" }.joined(separator: "; ") + ")"
+        }
+        blocks.append(.paragraph("Standardised OLS coefficients of the implicit reward at each step, in the parsimonious fit: the same features at every step, \(collinear), chosen at the last step by the largest LMG share (docs/formulas.md). drift.csv has them with 95% intervals as coef:NAME, and the fit on every feature as coef_full:NAME. The last two columns are the standardised ridge coefficients of the training reward and of gold."))
         blocks += figure("features")
 
         blocks.append(.heading("Layer divergence", level: 2))

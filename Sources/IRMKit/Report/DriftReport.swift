@@ -44,10 +44,11 @@ public enum DriftReport {
     /// Every step's label, the base first.
     static func labels(_ result: DriftResult) -> [String] { [result.base.label] + result.steps.map(\.checkpoint.label) }
 
-    /// (standardised coefficient, CI) of `feature` in a step's OLS fit of the implicit reward.
-    static func standardizedCoefficient(_ step: DriftResult.Step, _ feature: String, features: FeatureTable)
+    /// (standardised coefficient, CI) of `feature` in a step's OLS fit of the implicit reward: the
+    /// headline (parsimonious) fit, or with `full` the fit on every feature.
+    static func standardizedCoefficient(_ step: DriftResult.Step, _ feature: String, features: FeatureTable, full: Bool = false)
         -> (value: Double, low: Double, high: Double)? {
-        guard let fit = step.implicitFit.ols.value, let c = fit.coefficients.first(where: { $0.name == feature }),
+        guard let fit = full ? step.implicitFit.ols.value : step.headlineFit, let c = fit.coefficients.first(where: { $0.name == feature }),
               let z = c.standardizedEstimate, let column = features.column(named: feature) else { return nil }
         let sdY = ColumnMoments.populationSD(step.implicitFit.values)
         guard sdY > 0 else { return nil }
@@ -59,7 +60,7 @@ public enum DriftReport {
     static func leadingFeatures(_ result: DriftResult, count: Int) -> [String] {
         var largest: [String: Double] = [:]
         for step in result.steps {
-            for c in step.implicitFit.ols.value?.coefficients ?? [] { largest[c.name] = max(largest[c.name] ?? 0, abs(c.standardizedEstimate ?? 0)) }
+            for c in step.headlineFit?.coefficients ?? [] { largest[c.name] = max(largest[c.name] ?? 0, abs(c.standardizedEstimate ?? 0)) }
         }
         return largest.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(count).map(\.key)
     }
@@ -107,6 +108,9 @@ public enum DriftReport {
             }
             for name in result.features.matrix.names {
                 if let z = standardizedCoefficient(step, name, features: result.features) { try add(index, c, "coef:\(name)", z.value, (z.low, z.high)) }
+                if let z = standardizedCoefficient(step, name, features: result.features, full: true) {
+                    try add(index, c, "coef_full:\(name)", z.value, (z.low, z.high))
+                }
             }
             if let lmg = step.implicitFit.lmg?.value {
                 for share in lmg.shares { try add(index, c, "lmg:\(share.name)", share.share, share.interval.map { ($0.lower, $0.upper) }) }

@@ -22,10 +22,13 @@ import Foundation
 ///    auxiliary coefficients in correlation units over the current regressors S; ties: the earlier
 ///    feature), until 1/(1 − R²_j) ≤ threshold. The removed features "explain" x_j's VIF: without
 ///    them it would not exceed the threshold.
-/// 3. Collinear sets: the connected components of the graph joining each high-VIF feature to the
-///    features that explain it, keeping the components that hold a high-VIF feature; members in
-///    feature order, sets ordered by their first member. A high-VIF feature whose explainers all
-///    have low VIF forms a set with them. Pairwise correlation is deliberately not a criterion: it
+/// 3. Collinear sets: the connected components, of two or more features, of the graph on the
+///    high-VIF features that joins each to its primary explainer (the first removed in step 2)
+///    when that one has a high VIF too; members in
+///    feature order, sets ordered by their first member. A low-VIF explainer joins no set: its own
+///    coefficient is well determined, and joining it would chain unrelated dependencies through it
+///    (on the demo, length and sentiment features through "!" counts). A high-VIF feature explained
+///    only by low-VIF features forms no set; its VIF is reported. Pairwise correlation is deliberately not a criterion: it
 ///    misses dependencies among many features (x₀ ≈ x₁ + … + x₆ with independent x_m: every |r| ≈ 0.38)
 ///    and would join unrelated dependencies whose members happen to correlate (Belsley, Kuh & Welsch
 ///    1980, ch. 3). Duplicated triples (x₁ ≈ x₂ ≈ x₃) are handled because removal continues until the VIF
@@ -209,17 +212,21 @@ public struct CollinearityAnalysis: Sendable {
             let (removed, without) = try explainingFeatures(of: j, correlations: correlations, threshold: options.threshold)
             explanations[j] = Explanation(name: inflation[j].name, factor: inflation[j].factor,
                                           explainedBy: removed.map { inflation[$0].name }, factorWithoutThem: without)
-            for m in removed {
-                let a = root(j), b = root(m)
+            // A high-VIF feature is joined to its primary explainer (the first removed: the largest
+            // ΔR²) when that one has a high VIF too. A low-VIF feature has a well-determined
+            // coefficient of its own and joins no set, and the later, smaller explainers (a sentiment
+            // count that takes a length's VIF the last step below the threshold) do not chain two
+            // dependencies into one.
+            if let primary = removed.first, inflation[primary].factor > options.threshold {
+                let a = root(j), b = root(primary)
                 parent[max(a, b)] = min(a, b)
             }
         }
         var components: [Int: [Int]] = [:]
-        for j in 0..<k { components[root(j), default: []].append(j) }
+        for j in 0..<k where inflation[j].factor > options.threshold { components[root(j), default: []].append(j) }
         let sets = components.keys.sorted().compactMap { key -> (members: [Int], explanations: [Explanation])? in
             let members = components[key] ?? []
-            let explained = members.compactMap { explanations[$0] }
-            return explained.isEmpty ? nil : (members, explained)
+            return members.count < 2 ? nil : (members, members.compactMap { explanations[$0] })
         }
         return SetDiagnosis(inflation: inflation, keptColumns: kept, sets: sets)
     }

@@ -189,7 +189,7 @@ final class AnalysisReportTests: XCTestCase {
         let (header, rows) = Self.records(try Self.text(files, "attribution.csv"))
         XCTAssertEqual(header, ["target", "feature", "group", "coef", "std_err", "hc3_std_err", "t", "p_value", "hc3_p_value",
                                 "ci_low", "ci_high", "std_coef", "lmg_share", "lmg_ci_low", "lmg_ci_high", "group_lmg_share",
-                                "ridge_coef", "ridge_std_coef", "note"])
+                                "ridge_coef", "ridge_std_coef", "vif", "collinear_set", "note"])
         XCTAssertEqual(rows.count, result.targets.count * (1 + result.features.names.count))
         XCTAssertEqual(rows.map { $0["target"] ?? "" }.filter { $0 == "implicit_reward" }.count, 1 + result.features.names.count)
 

@@ -90,6 +90,10 @@ public struct DriftResult: Sendable {
         /// and the coefficient-gap regression against the training reward.
         public let divergence: Divergence?
         public let implicitFit: AnalysisResult.TargetAnalysis
+        /// OLS of this step's implicit reward on the series' parsimonious features (the last
+        /// step's: one representative per collinear set), so every step's trajectory point is a
+        /// coefficient of the same model; nil when undefined.
+        public var headlineFit: LeastSquaresFit? = nil
     }
 
     public let toolVersion: String
@@ -234,6 +238,18 @@ public enum DriftPipeline {
                 klPerToken: klTokens.isEmpty ? 0 : klTokens.reduce(0, +) / Double(klTokens.count),
                 klPerResponse: scored.comparisons.isEmpty ? 0 : scored.comparisons.map(\.klSum).reduce(0, +) / Double(scored.comparisons.count),
                 divergence: divergence, implicitFit: fit))
+        }
+
+        // The headline trajectories use one parsimonious feature set for every step: the last step's.
+        if let subset = steps.last?.implicitFit.collinearity?.value?.parsimoniousFeatures {
+            let columns = subset.compactMap { features.matrix.names.firstIndex(of: $0) }
+            let matrix = features.matrix.selectingColumns(columns)
+            for k in steps.indices {
+                steps[k].headlineFit = try LeastSquaresFit.fit(matrix, target: steps[k].implicitRewards,
+                                                               options: LeastSquaresFit.Options(seed: options.seed)).value
+            }
+        } else {
+            for k in steps.indices { steps[k].headlineFit = steps[k].implicitFit.ols.value }
         }
 
         stage("trajectories")
