@@ -257,7 +257,7 @@ extension AnalysisReport {
                          set.representative])
         }
         var blocks: [ReportBlock] = [
-            .paragraph("\(analysis.sets.count) collinear set\(analysis.sets.count == 1 ? "" : "s") (features with VIF above \(shown(analysis.threshold)) and the features that explain them): within a set the coefficients share one signal, so their separate signs and sizes mean little. The summary quotes the parsimonious fit below, which keeps one representative per set (the member with the largest LMG share) and every other feature; the table above keeps the full fit (docs/formulas.md, Collinearity)."),
+            .paragraph("\(analysis.sets.count) collinear set\(analysis.sets.count == 1 ? "" : "s") (features with VIF above \(shown(analysis.threshold)), each joined to the one that explains most of its VIF): within a set the coefficients share one signal, so their separate signs and sizes mean little. The summary quotes the parsimonious fit below, which keeps one representative per set (the member with the largest LMG share, or with the largest R² alone when LMG ran over feature groups) and every other feature; the table above keeps the full fit (docs/formulas.md, Collinearity)."),
             .table(sets),
         ]
         let fit = analysis.parsimoniousFit

@@ -263,8 +263,12 @@ public enum DriftPipeline {
         } else {
             warnings.append("no training reward (--reward-model or --reward-field): the proxy/gold trajectory, monotonicity and over-optimisation need one")
         }
+        // A collinear set speaks through its representative (docs/formulas.md, "Collinearity").
+        let shadowed = Set(steps.last?.implicitFit.collinearity?.value?.droppedFeatures ?? [])
         let spurious = spuriousFeatures(steps: steps, rewardFit: rewardFit, goldFit: goldFit, requireRising: true)
+            .filter { !shadowed.contains($0.feature) }
         let proxyOnly = spuriousFeatures(steps: steps, rewardFit: rewardFit, goldFit: goldFit, requireRising: false)
+            .filter { !shadowed.contains($0.feature) }
 
         stage("layer divergence")
         let layers = try LayerDivergence(base: LayerDivergence.Input(base, label: "base"), steps: series.map { LayerDivergence.Input($0, label: label($0)) })
