@@ -149,7 +149,7 @@ public enum AnalysisPipeline {
         } else {
             specification = .allBuiltIns
         }
-        let featureStage = try FeatureStage(data, before: beforePolicy, specification: specification, scorer: scorer, progress: progress)
+        let featureStage = try FeatureStage(data, before: beforePolicy, specification: specification, scorer: scorer, store: store, progress: progress)
         let featureInputs = featureStage.inputs, features = featureStage.table
         try checkSampleCount(features, sampleCount: samples.count)
         for skipped in features.skipped { warnings.append("feature \(skipped.name) left out: \(skipped.reason)") }

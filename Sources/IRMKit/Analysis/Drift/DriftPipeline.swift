@@ -185,7 +185,7 @@ public enum DriftPipeline {
         } else {
             specification = .allBuiltIns
         }
-        let featureStage = try FeatureStage(data, before: basePolicy, specification: specification, scorer: scorer, progress: progress)
+        let featureStage = try FeatureStage(data, before: basePolicy, specification: specification, scorer: scorer, store: store, progress: progress)
         let features = featureStage.table
         try AnalysisPipeline.checkSampleCount(features, sampleCount: data.samples.count)
         for skipped in features.skipped { warnings.append("feature \(skipped.name) left out: \(skipped.reason)") }

@@ -139,8 +139,10 @@ public struct FeatureStage: Sendable {
     public let inputs: [FeatureInput]
     public let table: FeatureTable
 
+    /// With `store`, the before-policy's pooled hidden states are read from it where it has them
+    /// and committed to it block by block where it does not.
     public init(_ data: PreparedData, before: LoadedPolicy, specification: FeatureSpecification, scorer: LogProbScorer,
-                progress: ProgressOutput?) throws {
+                store: StageStore? = nil, progress: ProgressOutput?) throws {
         guard let tokenizer = data.tokenizer else { throw IRMError("features need the tokenizer of the before-policy") }
         let samples = data.samples, scoring = data.sequences, source = data.dataPath
         func tracked<T>(_ label: String, total: Int, _ body: (@escaping ScoringProgress) throws -> T) rethrows -> T {
@@ -151,11 +153,8 @@ public struct FeatureStage: Sendable {
         }
         let references = try samples.map { try Self.optionalText($0, "reference", source: source) }
         let qtypes = try samples.map { try Self.optionalText($0, "qtype", source: source) }
-        let promptStates = try tracked("prompt hidden states", total: Set(scoring.map(\.promptIDs).filter { !$0.isEmpty }).count) {
-            try scorer.meanPooledHiddenStates(of: scoring.map(\.promptIDs), under: before.model, progress: $0)
-        }
-        let responseStates = try tracked("response hidden states", total: Set(scoring.map(\.responseIDs).filter { !$0.isEmpty }).count) {
-            try scorer.meanPooledHiddenStates(of: scoring.map(\.responseIDs), under: before.model, progress: $0)
+        let (promptStates, responseStates) = try tracked("hidden states", total: scoring.count) {
+            try StageStore.pooledHiddenStates(data, under: before, scorer: scorer, store: store, progress: $0)
         }
         var referenceCosines = [Double?](repeating: nil, count: samples.count)
         let referenceRows = references.indices.filter { references[$0].map { !$0.allSatisfy(\.isWhitespace) } ?? false }

@@ -121,3 +121,44 @@ extension StageStore {
         return scores
     }
 }
+
+extension StageStore {
+    /// The before-policy's mean-pooled final hidden states of each sample's prompt and of its
+    /// response (`LogProbScorer.meanPooledHiddenStates`), block by block from and into `store`.
+    static func pooledHiddenStates(_ data: PreparedData, under policy: LoadedPolicy, scorer: LogProbScorer, store: StageStore?,
+                                   progress: ScoringProgress?) throws -> (prompts: [[Double]], responses: [[Double]]) {
+        let n = data.sequences.count, width = policy.model.config.finalHiddenSize
+        let blocks = stride(from: 0, to: n, by: blockSize).map { $0..<min($0 + blockSize, n) }
+        let entry = try store.map { store in
+            try store.store.entry(ScoreStore.Key(checkpointSHA256s: try digests(policy), dataSHA256: data.sequencesSHA256,
+                                                 convention: data.convention, kind: .pooledHidden),
+                                  sampleCount: n, blockSize: blockSize, schema: .pooledHidden(width: width, names: ["prompt", "response"]))
+        }
+        let missing = Set(entry?.missingBlocks() ?? blocks)
+        var prompts: [[Double]] = [], responses: [[Double]] = []
+        var tokens = 0
+        for block in blocks {
+            let samples = data.sequences[block]
+            if let entry, !missing.contains(block) {
+                let columns = try entry.read(block: block)
+                let p = try columns.vectorsFloat64("prompt"), r = try columns.vectorsFloat64("response")
+                for i in 0..<block.count {
+                    prompts.append(Array(p[i]))
+                    responses.append(Array(r[i]))
+                }
+            } else {
+                let p = try scorer.meanPooledHiddenStates(of: samples.map(\.promptIDs), under: policy.model)
+                let r = try scorer.meanPooledHiddenStates(of: samples.map(\.responseIDs), under: policy.model)
+                try entry?.write(block: block, columns: ScoreStore.Columns([
+                    "prompt": .vectorsFloat64(try .init(width: width, vectors: p.map { $0.isEmpty ? [Double](repeating: 0, count: width) : $0 })),
+                    "response": .vectorsFloat64(try .init(width: width, vectors: r.map { $0.isEmpty ? [Double](repeating: 0, count: width) : $0 })),
+                ]))
+                prompts += p
+                responses += r
+            }
+            tokens += samples.reduce(0) { $0 + $1.tokenCount }
+            progress?(block.upperBound, tokens)
+        }
+        return (prompts, responses)
+    }
+}
