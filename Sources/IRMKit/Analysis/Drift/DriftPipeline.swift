@@ -359,7 +359,9 @@ public enum DriftPipeline {
             guard let last = trajectory.last, let first = trajectory.first else { continue }
             let trend = (try? Correlation.spearman(trajectory, trajectory.indices.map(Double.init)))?.value?.value ?? 0
             if requireRising {
-                guard last > first, trend >= risingTrend else { continue }
+                // ρ over a few steps takes a few exact values (0.8 for one swap in four); rounding
+                // must not put it below the threshold.
+                guard last > first, trend >= risingTrend - 1e-9 else { continue }
             } else {
                 guard last >= rewardedThreshold else { continue }
             }
