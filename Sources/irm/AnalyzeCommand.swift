@@ -48,14 +48,9 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "The output directory, e.g. analyses/NAME.")
     var out: String
 
-    @Option(help: "The training reward model checkpoint (.h5, a sequence classifier); it tokenises with its own tokenizer.")
-    var rewardModel: String?
 
-    @Option(help: "Read the training reward from this numeric data field (default: \"reward\" when every sample has it).")
-    var rewardField: String?
 
-    @Option(help: "A white-box training reward: vader-utility (Marks et al.) or kim-seo (Kim & Seo), or none.")
-    var reward: String?
+    @OptionGroup var training: RewardArguments
 
     @Option(help: "β of the implicit reward (the KL coefficient used in training; default: the β recorded in --after's provenance, else 1).")
     var beta: Double?
@@ -108,11 +103,6 @@ struct AnalyzeCommand: ParsableCommand {
     @OptionGroup var storage: StoreArguments
 
     func validate() throws {
-        let sources = [rewardModel != nil, rewardField != nil, reward != nil].filter { $0 }.count
-        if sources > 1 { throw ValidationError("give at most one of --reward-model, --reward-field and --reward") }
-        if let reward, !["vader-utility", "kim-seo", "none"].contains(reward) {
-            throw ValidationError("--reward must be vader-utility, kim-seo or none, found \"\(reward)\"")
-        }
         if let lexicon, !["vader", "none"].contains(lexicon) {
             throw ValidationError("--lexicon must be vader or none, found \"\(lexicon)\"")
         }
@@ -127,13 +117,7 @@ struct AnalyzeCommand: ParsableCommand {
             var options = AnalysisOptions(beforePath: before, afterPath: after, dataPath: data)
             options.beforeAdapterPath = beforeAdapter
             options.afterAdapterPath = afterAdapter
-            if let rewardModel {
-                options.reward = .rewardModel(path: rewardModel)
-            } else if let rewardField {
-                options.reward = .field(name: rewardField)
-            } else if let reward {
-                options.reward = reward == "vader-utility" ? .vaderUtility : reward == "kim-seo" ? .kimSeo : .none
-            }
+            if let choice = training.choice { options.reward = choice }
             options.beta = beta
             options.aggregation = rewardType
             options.featuresPath = features == "default" ? nil : features

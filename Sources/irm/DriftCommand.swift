@@ -34,14 +34,9 @@ struct DriftCommand: ParsableCommand {
     @Option(help: "The output directory, e.g. analyses/NAME.")
     var out: String
 
-    @Option(help: "The training reward model checkpoint (.h5, a sequence classifier).")
-    var rewardModel: String?
 
-    @Option(help: "Read the training reward from this numeric data field (default: \"reward\" when every sample has it).")
-    var rewardField: String?
 
-    @Option(help: "A white-box training reward: vader-utility or kim-seo, or none.")
-    var reward: String?
+    @OptionGroup var training: RewardArguments
 
     @Option(help: "The data field holding a gold score.")
     var goldField: String = "gold"
@@ -73,11 +68,6 @@ struct DriftCommand: ParsableCommand {
     @OptionGroup var storage: StoreArguments
 
     func validate() throws {
-        let sources = [rewardModel != nil, rewardField != nil, reward != nil].filter { $0 }.count
-        if sources > 1 { throw ValidationError("give at most one of --reward-model, --reward-field and --reward") }
-        if let reward, !["vader-utility", "kim-seo", "none"].contains(reward) {
-            throw ValidationError("--reward must be vader-utility, kim-seo or none, found \"\(reward)\"")
-        }
         if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more") }
     }
 
@@ -86,13 +76,7 @@ struct DriftCommand: ParsableCommand {
             let directory = URL(fileURLWithPath: out)
             try checkOutputDirectory(directory)
             var options = DriftOptions(basePath: base, checkpointPaths: checkpoints, dataPath: data)
-            if let rewardModel {
-                options.reward = .rewardModel(path: rewardModel)
-            } else if let rewardField {
-                options.reward = .field(name: rewardField)
-            } else if let reward {
-                options.reward = reward == "vader-utility" ? .vaderUtility : reward == "kim-seo" ? .kimSeo : .none
-            }
+            if let choice = training.choice { options.reward = choice }
             options.goldField = goldField
             options.beta = beta
             options.aggregation = rewardType

@@ -66,3 +66,31 @@ struct StoreArguments: ParsableArguments {
         return store.map { URL(fileURLWithPath: $0) } ?? StageStore.defaultDirectory(forOutput: out)
     }
 }
+
+/// Where the training reward comes from, for `analyze` and `drift`.
+struct RewardArguments: ParsableArguments {
+    @Option(help: "The training reward model checkpoint (.h5, a sequence classifier); it tokenises with its own tokenizer.")
+    var rewardModel: String?
+
+    @Option(help: "Read the training reward from this numeric data field (default: \"reward\" when every sample has it).")
+    var rewardField: String?
+
+    @Option(help: "A white-box training reward: vader-utility (Marks et al.) or kim-seo (Kim & Seo), or none.")
+    var reward: String?
+
+    func validate() throws {
+        let sources = [rewardModel != nil, rewardField != nil, reward != nil].filter { $0 }.count
+        if sources > 1 { throw ValidationError("give at most one of --reward-model, --reward-field and --reward") }
+        if let reward, !["vader-utility", "kim-seo", "none"].contains(reward) {
+            throw ValidationError("--reward must be vader-utility, kim-seo or none, found \"\(reward)\"")
+        }
+    }
+
+    /// The choice, or nil for the default (the data's "reward" field when every sample has it).
+    var choice: AnalysisOptions.RewardChoice? {
+        if let rewardModel { return .rewardModel(path: rewardModel) }
+        if let rewardField { return .field(name: rewardField) }
+        if let reward { return reward == "vader-utility" ? .vaderUtility : reward == "kim-seo" ? .kimSeo : AnalysisOptions.RewardChoice.none }
+        return nil
+    }
+}

@@ -142,9 +142,49 @@ extension CheckpointWeights {
         let w = try take(name)
         return offset == 0 ? w : w.map { $0 + offset }
     }
+}
 
-    /// An RMSNorm weight when the table lists it.
-    mutating func rmsNormIfDeclared(_ name: String, offset: Float = 0) throws -> [Float]? {
-        (try? shape(name)) == nil ? nil : try rmsNorm(name, offset: offset)
+/// The tensor names the gated-decoder families share (Hugging Face's Llama naming), for their
+/// tables and their loaders.
+enum GatedDecoderTensors {
+    /// `self_attn.{q,k,v,o}_proj` of the layer at `p`: q/k/v biases with `qkvBias`, the o bias with
+    /// `attentionOutputBias`.
+    static func attention(_ p: String, _ c: ModelConfig, into shapes: inout [String: [Int]]) {
+        let d = c.hiddenSize, q = c.qDim, kv = c.kvDim
+        shapes[p + "self_attn.q_proj.weight"] = [q, d]
+        shapes[p + "self_attn.k_proj.weight"] = [kv, d]
+        shapes[p + "self_attn.v_proj.weight"] = [kv, d]
+        shapes[p + "self_attn.o_proj.weight"] = [d, q]
+        if c.qkvBias {
+            shapes[p + "self_attn.q_proj.bias"] = [q]
+            shapes[p + "self_attn.k_proj.bias"] = [kv]
+            shapes[p + "self_attn.v_proj.bias"] = [kv]
+        }
+        if c.attentionOutputBias { shapes[p + "self_attn.o_proj.bias"] = [d] }
+    }
+
+    /// `mlp.{gate,up,down}_proj` of the layer at `p`, with biases when `mlpBias`.
+    static func mlp(_ p: String, _ c: ModelConfig, into shapes: inout [String: [Int]]) {
+        let d = c.hiddenSize, i = c.intermediateSize
+        shapes[p + "mlp.gate_proj.weight"] = [i, d]
+        shapes[p + "mlp.up_proj.weight"] = [i, d]
+        shapes[p + "mlp.down_proj.weight"] = [d, i]
+        if c.mlpBias {
+            shapes[p + "mlp.gate_proj.bias"] = [i]
+            shapes[p + "mlp.up_proj.bias"] = [i]
+            shapes[p + "mlp.down_proj.bias"] = [d]
+        }
+    }
+}
+
+extension CheckpointWeights {
+    /// The layer's q, k and v projections as one `[Q | K | V]` projection, and its o projection.
+    mutating func attentionProjections(_ p: String) throws -> (queryKeyValue: Linear, output: Linear) {
+        (try stacked([p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"]), try linear(p + "self_attn.o_proj"))
+    }
+
+    /// The layer's gate and up projections as one `[gate | up]` projection, and its down projection.
+    mutating func gatedMLP(_ p: String) throws -> (gateUp: Linear, down: Linear) {
+        (try stacked([p + "mlp.gate_proj", p + "mlp.up_proj"]), try linear(p + "mlp.down_proj"))
     }
 }

@@ -66,14 +66,13 @@ struct Gemma2Architecture: ArchitectureDefinition {
             var geometry = AttentionGeometry(headCount: c.headCount, kvHeadCount: c.kvHeadCount, headDim: c.headDim,
                                              scale: Float(settings.queryScale), window: c.layerSlidingWindows[layer])
             geometry.softCap = settings.attentionSoftCap.map { Float($0) }
+            let attention = try weights.attentionProjections(p), mlp = try weights.gatedMLP(p)
             layers.append(GatedDecoderLayer(
                 attentionInputNorm: try weights.rmsNorm(p + "input_layernorm.weight", offset: 1),
-                queryKeyValue: try weights.stacked([p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"]),
-                output: try weights.linear(p + "self_attn.o_proj"),
+                queryKeyValue: attention.queryKeyValue, output: attention.output,
                 attentionOutputNorm: try weights.rmsNorm(p + "post_attention_layernorm.weight", offset: 1),
                 mlpInputNorm: try weights.rmsNorm(p + "pre_feedforward_layernorm.weight", offset: 1),
-                gateUp: try weights.stacked([p + "mlp.gate_proj", p + "mlp.up_proj"]),
-                down: try weights.linear(p + "mlp.down_proj"),
+                gateUp: mlp.gateUp, down: mlp.down,
                 mlpOutputNorm: try weights.rmsNorm(p + "post_feedforward_layernorm.weight", offset: 1),
                 geometry: geometry))
         }

@@ -47,27 +47,14 @@ struct LlamaFamilyArchitecture: ArchitectureDefinition {
     }
 
     func backboneTensors(_ c: ModelConfig) -> [String: [Int]] {
-        let d = c.hiddenSize, i = c.intermediateSize, q = c.qDim, kv = c.kvDim
+        let d = c.hiddenSize
         var shapes = ["model.embed_tokens.weight": [c.vocabSize, d], "model.norm.weight": [d]]
         for layer in 0..<c.layerCount {
             let p = "model.layers.\(layer)."
-            for (name, shape) in [("input_layernorm.weight", [d]), ("post_attention_layernorm.weight", [d]),
-                                  ("self_attn.q_proj.weight", [q, d]), ("self_attn.k_proj.weight", [kv, d]), ("self_attn.v_proj.weight", [kv, d]),
-                                  ("self_attn.o_proj.weight", [d, q]), ("mlp.gate_proj.weight", [i, d]), ("mlp.up_proj.weight", [i, d]),
-                                  ("mlp.down_proj.weight", [d, i])] {
-                shapes[p + name] = shape
-            }
-            if c.qkvBias {
-                shapes[p + "self_attn.q_proj.bias"] = [q]
-                shapes[p + "self_attn.k_proj.bias"] = [kv]
-                shapes[p + "self_attn.v_proj.bias"] = [kv]
-            }
-            if c.attentionOutputBias { shapes[p + "self_attn.o_proj.bias"] = [d] }
-            if c.mlpBias {
-                shapes[p + "mlp.gate_proj.bias"] = [i]
-                shapes[p + "mlp.up_proj.bias"] = [i]
-                shapes[p + "mlp.down_proj.bias"] = [d]
-            }
+            shapes[p + "input_layernorm.weight"] = [d]
+            shapes[p + "post_attention_layernorm.weight"] = [d]
+            GatedDecoderTensors.attention(p, c, into: &shapes)
+            GatedDecoderTensors.mlp(p, c, into: &shapes)
         }
         return shapes
     }
@@ -76,13 +63,12 @@ struct LlamaFamilyArchitecture: ArchitectureDefinition {
         var layers: [GatedDecoderLayer] = []
         for layer in 0..<c.layerCount {
             let p = "model.layers.\(layer)."
+            let attention = try weights.attentionProjections(p), mlp = try weights.gatedMLP(p)
             layers.append(GatedDecoderLayer(
                 attentionInputNorm: try weights.rmsNorm(p + "input_layernorm.weight"),
-                queryKeyValue: try weights.stacked([p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"]),
-                output: try weights.linear(p + "self_attn.o_proj"),
+                queryKeyValue: attention.queryKeyValue, output: attention.output,
                 mlpInputNorm: try weights.rmsNorm(p + "post_attention_layernorm.weight"),
-                gateUp: try weights.stacked([p + "mlp.gate_proj", p + "mlp.up_proj"]),
-                down: try weights.linear(p + "mlp.down_proj"),
+                gateUp: mlp.gateUp, down: mlp.down,
                 geometry: AttentionGeometry(headCount: c.headCount, kvHeadCount: c.kvHeadCount, headDim: c.headDim,
                                             scale: Float(1 / Double(c.headDim).squareRoot()), window: c.layerSlidingWindows[layer])))
         }
