@@ -28,6 +28,9 @@ struct DriftCommand: ParsableCommand {
     @Option(name: .customLong("checkpoint"), help: "A checkpoint of the series (.h5); repeat for each, in any order.")
     var checkpoints: [String] = []
 
+    @Option(name: .customLong("checkpoints"), help: "A glob of the series' checkpoints, e.g. 'runs/dpo/step-*.h5' (quote it); with or instead of --checkpoint.")
+    var checkpointPattern: String?
+
     @Option(help: "Prompt/response data: JSON lines, a JSON array, CSV or TSV, or - for standard input (docs/data-formats.md).")
     var data: String
 
@@ -75,7 +78,13 @@ struct DriftCommand: ParsableCommand {
         try runReportingErrors {
             let directory = URL(fileURLWithPath: out)
             try checkOutputDirectory(directory)
-            var options = DriftOptions(basePath: base, checkpointPaths: checkpoints, dataPath: data)
+            var paths = checkpoints
+            if let checkpointPattern {
+                let matches = try expandGlob(checkpointPattern)
+                if matches.isEmpty { throw IRMError("--checkpoints \(checkpointPattern): no file matches") }
+                paths += matches
+            }
+            var options = DriftOptions(basePath: base, checkpointPaths: paths, dataPath: data)
             if let choice = training.choice { options.reward = choice }
             options.goldField = goldField
             options.beta = beta
@@ -101,4 +110,14 @@ struct DriftCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// The paths matching a shell glob, sorted (the series is ordered by training step anyway).
+func expandGlob(_ pattern: String) throws -> [String] {
+    var result = glob_t()
+    defer { globfree(&result) }
+    let status = glob(pattern, 0, nil, &result)
+    if status == GLOB_NOMATCH { return [] }
+    guard status == 0 else { throw IRMError("--checkpoints \(pattern): the pattern could not be expanded (glob error \(status))") }
+    return (0..<Int(result.gl_pathc)).compactMap { result.gl_pathv[$0].map { String(cString: $0) } }.sorted()
 }

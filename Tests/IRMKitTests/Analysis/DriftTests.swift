@@ -77,12 +77,17 @@ final class DriftTests: XCTestCase {
 
     func testAReviewModelInTheSeriesIsRefusedByName() throws {
         let out = try Fixtures.temporaryDirectory(for: self).appendingPathComponent("drift").path
-        let result = try CommandRunner.run(["drift", "--base", demo("base"), "--checkpoint", demo("rlhf-step-0050"), "--checkpoint", demo("rm"),
+        // The series from a glob (three files) plus one --checkpoint.
+        let result = try CommandRunner.run(["drift", "--base", demo("base"), "--checkpoints", demo("rlhf-step-0*"), "--checkpoint", demo("rm"),
                                             "--data", Fixtures.repositoryPath("checkpoints/demo/prompts.jsonl"),
                                             "--out", out])
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("rm.h5: is a reward model"), result.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        let none = try CommandRunner.run(["drift", "--base", demo("base"), "--checkpoints", "/nonexistent/step-*.h5",
+                                          "--data", Fixtures.repositoryPath("checkpoints/demo/prompts.jsonl"), "--out", out])
+        XCTAssertEqual(none.status, 1)
+        XCTAssertTrue(none.stderr.contains("--checkpoints /nonexistent/step-*.h5: no file matches"), none.stderr)
     }
 
     /// The bundled series end to end: every file, the per-step numbers consistent with
