@@ -106,6 +106,7 @@ struct AnalyzeCommand: ParsableCommand {
         if let lexicon, !["vader", "none"].contains(lexicon) {
             throw ValidationError("--lexicon must be vader or none, found \"\(lexicon)\"")
         }
+        if training.rewardModel.count > 1 { throw ValidationError("give one --reward-model (a series of reward models is for `irm drift`)") }
         if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more") }
         if top < 0 { throw ValidationError("--top must be 0 or more") }
     }

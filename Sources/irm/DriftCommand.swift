@@ -41,6 +41,9 @@ struct DriftCommand: ParsableCommand {
 
     @OptionGroup var training: RewardArguments
 
+    @Option(name: .customLong("reward-models"), help: "A glob of a reward-model series, one per checkpoint (quote it); the same as one --reward-model per checkpoint.")
+    var rewardModelPattern: String?
+
     @Option(help: "The data field holding a gold score.")
     var goldField: String = "gold"
 
@@ -72,6 +75,9 @@ struct DriftCommand: ParsableCommand {
 
     func validate() throws {
         if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more") }
+        if rewardModelPattern != nil && (training.rewardField != nil || training.reward != nil) {
+            throw ValidationError("give --reward-models, --reward-field or --reward, not several")
+        }
     }
 
     func run() throws {
@@ -80,12 +86,22 @@ struct DriftCommand: ParsableCommand {
             try checkOutputDirectory(directory)
             var paths = checkpoints
             if let checkpointPattern {
-                let matches = try expandGlob(checkpointPattern)
+                let matches = try expandGlob(checkpointPattern, option: "--checkpoints")
                 if matches.isEmpty { throw IRMError("--checkpoints \(checkpointPattern): no file matches") }
                 paths += matches
             }
             var options = DriftOptions(basePath: base, checkpointPaths: paths, dataPath: data)
-            if let choice = training.choice { options.reward = choice }
+            var rewardModels = training.rewardModel
+            if let rewardModelPattern {
+                let matches = try expandGlob(rewardModelPattern, option: "--reward-models")
+                if matches.isEmpty { throw IRMError("--reward-models \(rewardModelPattern): no file matches") }
+                rewardModels += matches
+            }
+            if rewardModels.count > 1 {
+                options.rewardModelSeries = rewardModels
+            } else if let choice = training.choice {
+                options.reward = choice
+            }
             options.goldField = goldField
             options.beta = beta
             options.aggregation = rewardType
@@ -113,11 +129,11 @@ struct DriftCommand: ParsableCommand {
 }
 
 /// The paths matching a shell glob, sorted (the series is ordered by training step anyway).
-func expandGlob(_ pattern: String) throws -> [String] {
+func expandGlob(_ pattern: String, option: String) throws -> [String] {
     var result = glob_t()
     defer { globfree(&result) }
     let status = glob(pattern, 0, nil, &result)
     if status == GLOB_NOMATCH { return [] }
-    guard status == 0 else { throw IRMError("--checkpoints \(pattern): the pattern could not be expanded (glob error \(status))") }
+    guard status == 0 else { throw IRMError("\(option) \(pattern): the pattern could not be expanded (glob error \(status))") }
     return (0..<Int(result.gl_pathc)).compactMap { result.gl_pathv[$0].map { String(cString: $0) } }.sorted()
 }

@@ -69,8 +69,8 @@ struct StoreArguments: ParsableArguments {
 
 /// Where the training reward comes from, for `analyze` and `drift`.
 struct RewardArguments: ParsableArguments {
-    @Option(help: "The training reward model checkpoint (.h5, a sequence classifier); it tokenises with its own tokenizer.")
-    var rewardModel: String?
+    @Option(help: "The training reward model checkpoint (.h5, a sequence classifier); it tokenises with its own tokenizer. `irm drift` takes one per checkpoint for a reward-model series.")
+    var rewardModel: [String] = []
 
     @Option(help: "Read the training reward from this numeric data field (default: \"reward\" when every sample has it).")
     var rewardField: String?
@@ -79,7 +79,7 @@ struct RewardArguments: ParsableArguments {
     var reward: String?
 
     func validate() throws {
-        let sources = [rewardModel != nil, rewardField != nil, reward != nil].filter { $0 }.count
+        let sources = [!rewardModel.isEmpty, rewardField != nil, reward != nil].filter { $0 }.count
         if sources > 1 { throw ValidationError("give at most one of --reward-model, --reward-field and --reward") }
         if let reward, !["vader-utility", "kim-seo", "none"].contains(reward) {
             throw ValidationError("--reward must be vader-utility, kim-seo or none, found \"\(reward)\"")
@@ -88,7 +88,7 @@ struct RewardArguments: ParsableArguments {
 
     /// The choice, or nil for the default (the data's "reward" field when every sample has it).
     var choice: AnalysisOptions.RewardChoice? {
-        if let rewardModel { return .rewardModel(path: rewardModel) }
+        if let rewardModel = rewardModel.first { return .rewardModel(path: rewardModel) }
         if let rewardField { return .field(name: rewardField) }
         if let reward { return reward == "vader-utility" ? .vaderUtility : reward == "kim-seo" ? .kimSeo : AnalysisOptions.RewardChoice.none }
         return nil

@@ -71,6 +71,27 @@ extension DriftReport {
         blocks.append(.paragraph("Standardised OLS coefficients of the implicit reward at each step, in the parsimonious fit: the same features at every step, \(collinear), chosen at the last step by the largest LMG share (docs/formulas.md). drift.csv has them with 95% intervals as coef:NAME, and the fit on every feature as coef_full:NAME. The last two columns are the standardised ridge coefficients of the training reward and of gold."))
         blocks += figure("features")
 
+        if let rms = result.rewardModelSeries {
+            blocks.append(.heading("The reward-model series", level: 2))
+            blocks.append(.paragraph("Each step was measured against its own reward model (\(rms.models.map(\.path).joined(separator: ", "))); the proxy trajectory above uses it, the base the first one."))
+            var table = ReportTable(["versions", "Pearson", "95% CI", "Spearman"], labelColumns: [0])
+            for c in rms.consecutive {
+                table.append(["\(c.first) → \(c.second)", c.pearson.value.map { shown($0.value) } ?? "undefined",
+                              interval(c.pearson.value?.interval), c.spearman.value.map { shown($0.value) } ?? "undefined"])
+            }
+            blocks.append(.table(table))
+            let leading = rms.weights.sorted { (($0.value.map(abs).max() ?? 0), $1.key) > (($1.value.map(abs).max() ?? 0), $0.key) }.prefix(8)
+            var weights = ReportTable(["feature"] + rms.models.map(\.label), labelColumns: [0])
+            for (name, values) in leading { weights.append([name] + values.map(shown)) }
+            blocks.append(.table(weights))
+            blocks.append(.paragraph("Standardised ridge coefficients of each version's fit."))
+            blocks.append(rms.changes.isEmpty
+                ? .paragraph("No feature crossed \(shown(DriftPipeline.rewardedThreshold)) from one version to the next.")
+                : .bullets(rms.changes.map { c in
+                    "\(rms.models[c.version].label) \(c.started ? "started" : "stopped") rewarding \(c.feature) (\(shown(c.before)) → \(shown(c.after)))"
+                }))
+        }
+
         blocks.append(.heading("Layer divergence", level: 2))
         if let layers = result.layers {
             var changed = ReportTable(["step", "blocks that changed most (against the base)"], textColumns: [1])

@@ -106,6 +106,11 @@ public enum DriftReport {
                 try add(index, c, "proxy_reward", trajectory.proxy[index].value, bounds(trajectory.proxy[index].interval))
                 if let gold = trajectory.gold { try add(index, c, "gold_reward", gold[index].value, bounds(gold[index].interval)) }
             }
+            if let rms = result.rewardModelSeries, k > 0, k - 1 < rms.consecutive.count {
+                let consecutive = rms.consecutive[k - 1]
+                if let e = consecutive.pearson.value { try add(index, c, "rm_vs_previous_pearson", e.value, e.interval.map { ($0.lower, $0.upper) }) }
+                if let e = consecutive.spearman.value { try add(index, c, "rm_vs_previous_spearman", e.value, e.interval.map { ($0.lower, $0.upper) }) }
+            }
             for name in result.features.matrix.names {
                 if let z = standardizedCoefficient(step, name, features: result.features) { try add(index, c, "coef:\(name)", z.value, (z.low, z.high)) }
                 if let z = standardizedCoefficient(step, name, features: result.features, full: true) {
@@ -191,6 +196,17 @@ public enum DriftReport {
         object["layers_most_changed"] = .array(comparisons.map { c in
             .object(["label": .string(c.checkpoint.label), "blocks": AnalysisReport.strings(c.mostChangedBlocks)])
         })
+        if let rms = result.rewardModelSeries {
+            object["reward_model_series"] = .object([
+                "models": .array(rms.models.map(checkpoint)),
+                "consecutive": .array(rms.consecutive.map(AnalysisReport.correlationSetObject)),
+                "weights": .object(rms.weights.mapValues { .array($0.map { AnalysisReport.number($0) }) }),
+                "changes": .array(rms.changes.map { c in
+                    .object(["version": AnalysisReport.integer(c.version), "feature": .string(c.feature), "started": .bool(c.started),
+                             "before": AnalysisReport.number(c.before), "after": AnalysisReport.number(c.after)])
+                }),
+            ])
+        }
         object["warnings"] = AnalysisReport.strings(result.warnings)
         return .object(object)
     }

@@ -144,6 +144,40 @@ final class DriftTests: XCTestCase {
     }
 }
 
+extension DriftTests {
+    /// A reward-model series of four identical versions: consecutive correlations of 1, no feature
+    /// started or stopped, and the same trajectory as the committed single-RM demo drift.
+    func testARewardModelSeries() throws {
+        let work = try Fixtures.temporaryDirectory(for: self)
+        for k in 1...4 { try FileManager.default.copyItem(atPath: demo("rm"), toPath: work.appendingPathComponent("rm-\(k).h5").path) }
+        let out = work.appendingPathComponent("drift")
+        let result = try CommandRunner.run(["drift", "--base", demo("base"), "--checkpoints", demo("rlhf*"),
+                                            "--data", Fixtures.repositoryPath("checkpoints/demo/prompts.jsonl"),
+                                            "--reward-models", work.appendingPathComponent("rm-*.h5").path, "--convention", "separate",
+                                            "--bootstrap", "20", "--no-store", "--out", out.path, "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let json = try JSONValue.parse(Data(contentsOf: out.appendingPathComponent("drift.json")), source: "drift.json")
+        let series = try XCTUnwrap(json["reward_model_series"])
+        XCTAssertEqual(series["models"]?.arrayValue?.count, 4)
+        for c in series["consecutive"]?.arrayValue ?? [] {
+            XCTAssertEqual(try XCTUnwrap(c["pearson"]?["value"]?.doubleValue), 1, accuracy: 1e-12)
+        }
+        XCTAssertEqual(series["changes"]?.arrayValue?.count, 0)
+        let committed = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: Fixtures.repositoryPath("analyses/demo-drift/drift.json"))),
+                                            source: "analyses/demo-drift/drift.json")
+        let proxy = try XCTUnwrap(json["trajectory"]?["proxy"]?.arrayValue).compactMap { $0["value"]?.doubleValue }
+        let single = try XCTUnwrap(committed["trajectory"]?["proxy"]?.arrayValue).compactMap { $0["value"]?.doubleValue }
+        XCTAssertEqual(proxy, single, accuracy: 1e-6)
+        // One reward model too many is refused before any scoring.
+        try FileManager.default.copyItem(atPath: demo("rm"), toPath: work.appendingPathComponent("rm-5.h5").path)
+        let mismatch = try CommandRunner.run(["drift", "--base", demo("base"), "--checkpoints", demo("rlhf*"),
+                                              "--data", Fixtures.repositoryPath("checkpoints/demo/prompts.jsonl"),
+                                              "--reward-models", work.appendingPathComponent("rm-*.h5").path, "--out", out.path + "2"])
+        XCTAssertEqual(mismatch.status, 1)
+        XCTAssertTrue(mismatch.stderr.contains("one reward model per checkpoint: 5 given for 4 checkpoints"), mismatch.stderr)
+    }
+}
+
 private func XCTAssertEqual(_ a: [Double], _ b: [Double], accuracy: Double, file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(a.count, b.count, file: file, line: line)
     for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, file: file, line: line) }

@@ -23,6 +23,10 @@ public struct DriftOptions: Sendable {
     public var templateDate = Date()
     /// The score store directory (docs/score-store.md); nil: scores are computed and not kept.
     public var storeDirectory: URL?
+    /// A reward-model series (iterated RLHF): one reward model per checkpoint, ordered as the
+    /// checkpoints are (by recorded training step, else by file name); step k is measured against
+    /// the k-th. Empty: `reward` serves every step.
+    public var rewardModelSeries: [String] = []
 
     public init(basePath: String, checkpointPaths: [String], dataPath: String) {
         self.basePath = basePath
@@ -60,6 +64,27 @@ public struct SpuriousFeature: Sendable {
     public let trend: Double
     public let proxyCoefficient: Double
     public let goldCoefficient: Double?
+}
+
+/// How the training reward model itself drifted over a series of versions (iterated RLHF).
+public struct RewardModelSeries: Sendable {
+    /// A feature a version started or stopped rewarding (its standardised ridge coefficient
+    /// crossed `DriftPipeline.rewardedThreshold` from the version before).
+    public struct Change: Sendable {
+        public let version: Int
+        public let feature: String
+        public let started: Bool
+        public let before: Double
+        public let after: Double
+    }
+
+    public let models: [DriftResult.Checkpoint]
+    /// Pearson and Spearman correlation of each version's scores with the version before's
+    /// (index k − 1 compares versions k − 1 and k).
+    public let consecutive: [Divergence.CorrelationSet]
+    /// Standardised ridge coefficients of each version's fit, per feature (one value per version).
+    public let weights: [String: [Double]]
+    public let changes: [Change]
 }
 
 /// The drift audit of a checkpoint series (docs/drift.md).
@@ -114,6 +139,8 @@ public struct DriftResult: Sendable {
     /// `DriftPipeline.rewardedThreshold`) that the proxy rewards and gold does not, rising or not.
     public let proxyOnlyFeatures: [SpuriousFeature]
     public let layers: LayerDivergence?
+    /// With a reward-model series.
+    public let rewardModelSeries: RewardModelSeries?
     public let warnings: [String]
 }
 
@@ -191,11 +218,28 @@ public enum DriftPipeline {
         for skipped in features.skipped { warnings.append("feature \(skipped.name) left out: \(skipped.reason)") }
 
         stage("training reward")
-        let (rewardSource, rewardScores, rewardInput) = try AnalysisPipeline.trainingReward(analysis, samples: data.samples,
-                                                                                           featureInputs: featureStage.inputs, store: store, progress: progress)
+        var seriesScores: [[Double]] = [], seriesFits: [AnalysisResult.TargetAnalysis] = [], seriesModels: [DriftResult.Checkpoint] = []
+        if !options.rewardModelSeries.isEmpty {
+            let models = try orderedRewardModels(options.rewardModelSeries, count: series.count)
+            for model in models {
+                var single = analysis
+                single.reward = .rewardModel(path: model.path)
+                let (_, scores, input) = try AnalysisPipeline.trainingReward(single, samples: data.samples, featureInputs: featureStage.inputs,
+                                                                             store: store, progress: progress)
+                guard let scores else { continue }
+                if let input { inputs.append(input) }
+                seriesScores.append(scores)
+                seriesModels.append(describe(model))
+                seriesFits.append(try AnalysisPipeline.analyseTarget("reward_model", "reward model \(label(model))", scores, features: features,
+                                                                     options: analysis, groupLabels: nil))
+            }
+        }
+        let (rewardSource, rewardScores, rewardInput) = seriesScores.isEmpty
+            ? try AnalysisPipeline.trainingReward(analysis, samples: data.samples, featureInputs: featureStage.inputs, store: store, progress: progress)
+            : (AnalysisResult.RewardSource.rewardModel(path: seriesModels.last?.path ?? ""), seriesScores.last, nil)
         if let rewardInput { inputs.append(rewardInput) }
         let gold = try AnalysisPipeline.numericColumn(options.goldField, data.samples, source: options.dataPath, required: false)
-        let rewardFit = try rewardScores.map {
+        let rewardFit = try seriesFits.last ?? rewardScores.map {
             try AnalysisPipeline.analyseTarget("reward_model", "training reward (\(rewardSource.description))", $0, features: features,
                                                options: analysis, groupLabels: nil)
         }
@@ -219,9 +263,9 @@ public enum DriftPipeline {
             let fit = try AnalysisPipeline.analyseTarget("implicit_reward", "implicit reward of \(label)", implicitValues, features: features,
                                                          options: analysis, groupLabels: nil)
             var divergence: Divergence? = nil
-            if let rewardScores {
+            if let stepReward = seriesScores.isEmpty ? rewardScores : seriesScores[index] {
                 divergence = try Divergence(Divergence.Inputs(
-                    implicitReward: implicitValues, rewardModel: rewardScores, gold: gold, pairs: data.pairs, features: features.matrix,
+                    implicitReward: implicitValues, rewardModel: stepReward, gold: gold, pairs: data.pairs, features: features.matrix,
                     responseTokens: data.sequences.map(\.responseIDs.count), bootstrapReplicates: options.bootstrapReplicates,
                     seed: options.seed, topK: 0))
             }
@@ -258,15 +302,25 @@ public enum DriftPipeline {
             let groups = promptGroups(data.sequences)
             // ℓ = implicit reward / β; the base is all zeros.
             let ratios = [[Double](repeating: 0, count: data.samples.count)] + steps.map { step in step.logRatios.map { $0 / step.beta } }
-            trajectory = try RewardTrajectory(logRatios: ratios, proxy: rewardScores, gold: gold, groups: groups,
+            // With a series, step k is measured by the reward model it was tuned against, the base by the first.
+            let proxy = seriesScores.isEmpty ? ratios.map { _ in rewardScores } : [seriesScores[0]] + seriesScores
+            trajectory = try RewardTrajectory(logRatios: ratios, proxyPerStep: proxy, gold: gold, groups: groups,
                                               bootstrapReplicates: options.bootstrapReplicates, seed: options.seed)
         } else {
             warnings.append("no training reward (--reward-model or --reward-field): the proxy/gold trajectory, monotonicity and over-optimisation need one")
         }
         // A collinear set speaks through its representative (docs/formulas.md, "Collinearity").
         let shadowed = Set(steps.last?.implicitFit.collinearity?.value?.droppedFeatures ?? [])
+        let rewardSeries = try seriesFits.isEmpty ? nil
+            : Self.rewardModelSeries(models: seriesModels, scores: seriesScores, fits: seriesFits, options: options)
         let spurious = spuriousFeatures(steps: steps, rewardFit: rewardFit, goldFit: goldFit, requireRising: true)
             .filter { !shadowed.contains($0.feature) }
+            // With a series, the reward model's weight must have kept rising too.
+            .filter { feature in
+                guard let weights = rewardSeries?.weights[feature.feature] else { return true }
+                let trend = (try? Correlation.spearman(weights, weights.indices.map(Double.init)))?.value?.value ?? 0
+                return (weights.last ?? 0) > (weights.first ?? 0) && trend >= risingTrend - 1e-9
+            }
         let proxyOnly = spuriousFeatures(steps: steps, rewardFit: rewardFit, goldFit: goldFit, requireRising: false)
             .filter { !shadowed.contains($0.feature) }
 
@@ -277,7 +331,7 @@ public enum DriftPipeline {
             toolVersion: IRMVersion.string, options: recordedOptions(options, rewardSource: rewardSource), inputs: inputs,
             base: describe(base), steps: steps, sampleCount: data.samples.count, pairCount: data.pairs.count, rewardSource: rewardSource,
             features: features, rewardFit: rewardFit, goldFit: goldFit, trajectory: trajectory, spuriousFeatures: spurious,
-            proxyOnlyFeatures: proxyOnly, layers: layers, warnings: warnings)
+            proxyOnlyFeatures: proxyOnly, layers: layers, rewardModelSeries: rewardSeries, warnings: warnings)
     }
 
     // MARK: The series
@@ -310,6 +364,52 @@ public enum DriftPipeline {
             return zip(checkpoints, steps).sorted { ($0.1 ?? 0) < ($1.1 ?? 0) }.map(\.0)
         }
         return checkpoints.sorted { $0.path.localizedStandardCompare($1.path) == .orderedAscending }
+    }
+
+    /// The reward models of a series, one per checkpoint, in the checkpoints' order rule.
+    static func orderedRewardModels(_ paths: [String], count: Int) throws -> [IRMKit.Checkpoint] {
+        guard paths.count == count else {
+            throw IRMError("a reward-model series needs one reward model per checkpoint: \(paths.count) given for \(count) checkpoints (or give one --reward-model for every step)")
+        }
+        var seen = Set<String>()
+        for path in paths {
+            guard seen.insert(URL(fileURLWithPath: path).standardizedFileURL.path).inserted else { throw IRMError("\(path) is given twice in the reward-model series") }
+        }
+        let models = try paths.map { try IRMKit.Checkpoint.open(path: $0) }
+        for model in models where model.kind != .rewardModel {
+            throw IRMError("\(model.path): is a policy (causal language model); the reward-model series needs reward models (sequence classifiers)")
+        }
+        let steps = models.map(\.provenance.trainingStep)
+        if steps.allSatisfy({ $0 != nil }), Set(steps.compactMap { $0 }).count == steps.count {
+            return zip(models, steps).sorted { ($0.1 ?? 0) < ($1.1 ?? 0) }.map(\.0)
+        }
+        return models.sorted { $0.path.localizedStandardCompare($1.path) == .orderedAscending }
+    }
+
+    static func rewardModelSeries(models: [DriftResult.Checkpoint], scores: [[Double]], fits: [AnalysisResult.TargetAnalysis],
+                                  options: DriftOptions) throws -> RewardModelSeries {
+        var consecutive: [Divergence.CorrelationSet] = []
+        for k in scores.indices.dropFirst() {
+            consecutive.append(Divergence.CorrelationSet(
+                first: models[k - 1].label, second: models[k].label,
+                pearson: try Correlation.pearson(scores[k - 1], scores[k], bootstrapReplicates: options.bootstrapReplicates, seed: options.seed),
+                spearman: try Correlation.spearman(scores[k - 1], scores[k], bootstrapReplicates: options.bootstrapReplicates, seed: options.seed),
+                kendall: try Correlation.kendallTauB(scores[k - 1], scores[k], bootstrapReplicates: options.bootstrapReplicates, seed: options.seed)))
+        }
+        var weights: [String: [Double]] = [:]
+        let names = fits.first?.ridge.value?.coefficients.map(\.name) ?? []
+        for name in names {
+            weights[name] = fits.map { fit in fit.ridge.value?.coefficients.first { $0.name == name }?.standardizedEstimate ?? 0 }
+        }
+        var changes: [RewardModelSeries.Change] = []
+        for k in fits.indices.dropFirst() {
+            for name in names {
+                guard let w = weights[name] else { continue }
+                let was = w[k - 1] >= rewardedThreshold, now = w[k] >= rewardedThreshold
+                if was != now { changes.append(RewardModelSeries.Change(version: k, feature: name, started: now, before: w[k - 1], after: w[k])) }
+            }
+        }
+        return RewardModelSeries(models: models, consecutive: consecutive, weights: weights, changes: changes)
     }
 
     static func label(_ checkpoint: IRMKit.Checkpoint) -> String {
@@ -382,6 +482,7 @@ public enum DriftPipeline {
             ("tokens_per_batch", String(o.scoring.tokensPerBatch)), ("share_prompts", String(o.scoring.sharePrompts)),
         ]
         if let template = o.chatTemplatePath { out.append(("chat_template", template)) }
+        if !o.rewardModelSeries.isEmpty { out.append(("reward_model_series", o.rewardModelSeries.joined(separator: ","))) }
         switch rewardSource {
         case .rewardModel(let path): out.append(("reward_model", path))
         case .field(let name): out.append(("reward_field", name))

@@ -51,20 +51,29 @@ public struct RewardTrajectory: Sendable {
     /// sample indices of each prompt.
     public init(logRatios: [[Double]], proxy proxyScores: [Double], gold goldScores: [Double]?, groups: [[Int]],
                 bootstrapReplicates: Int, seed: UInt64) throws {
-        let n = proxyScores.count
-        guard !logRatios.isEmpty, logRatios.allSatisfy({ $0.count == n }), goldScores.map({ $0.count == n }) ?? true else {
+        try self.init(logRatios: logRatios, proxyPerStep: logRatios.map { _ in proxyScores }, gold: goldScores, groups: groups,
+                      bootstrapReplicates: bootstrapReplicates, seed: seed)
+    }
+
+    /// With a proxy per step (a reward-model series: step k is measured by the reward model it was
+    /// tuned against; `proxyPerStep[k]` holds its scores of every sample).
+    public init(logRatios: [[Double]], proxyPerStep: [[Double]], gold goldScores: [Double]?, groups: [[Int]],
+                bootstrapReplicates: Int, seed: UInt64) throws {
+        let n = proxyPerStep.first?.count ?? 0
+        guard !logRatios.isEmpty, proxyPerStep.count == logRatios.count, proxyPerStep.allSatisfy({ $0.count == n }),
+              logRatios.allSatisfy({ $0.count == n }), goldScores.map({ $0.count == n }) ?? true else {
             throw IRMError("reward trajectory: every step's log-ratios and the scores must describe the same \(n) samples")
         }
         guard !groups.isEmpty, groups.allSatisfy({ !$0.isEmpty && $0.allSatisfy { (0..<n).contains($0) } }) else {
             throw IRMError("reward trajectory: every prompt group must list samples in 0..<\(n)")
         }
-        func estimates(_ scores: [Double], groupRows: [Int]) -> [Double] {
-            logRatios.map { ratios in Self.estimate(ratios, scores, groups: groupRows.map { groups[$0] }) }
+        func estimates(_ scores: [[Double]], groupRows: [Int]) -> [Double] {
+            zip(logRatios, scores).map { ratios, scores in Self.estimate(ratios, scores, groups: groupRows.map { groups[$0] }) }
         }
         let allGroups = Array(groups.indices)
         let replicateGroups: [[Int]] = bootstrapReplicates > 0
             ? try Bootstrap.replicate(rowCount: groups.count, replicates: bootstrapReplicates, seed: seed) { $0 } : []
-        func points(_ scores: [Double]) -> (values: [Double], replicates: [[Double]], points: [Point]) {
+        func points(_ scores: [[Double]]) -> (values: [Double], replicates: [[Double]], points: [Point]) {
             let values = estimates(scores, groupRows: allGroups)
             let replicates = replicateGroups.map { estimates(scores, groupRows: $0) }
             let points = values.indices.map { k in
@@ -72,7 +81,7 @@ public struct RewardTrajectory: Sendable {
             }
             return (values, replicates, points)
         }
-        let proxyPath = points(proxyScores)
+        let proxyPath = points(proxyPerStep)
         proxy = proxyPath.points
         guard let goldScores else {
             gold = nil
@@ -80,7 +89,7 @@ public struct RewardTrajectory: Sendable {
             overOptimisation = nil
             return
         }
-        let goldPath = points(goldScores)
+        let goldPath = points(logRatios.map { _ in goldScores })
         gold = goldPath.points
         monotonicity = logRatios.count >= 3 ? try Correlation.spearman(proxyPath.values, goldPath.values) : nil
         overOptimisation = Self.overOptimisation(proxy: proxyPath, gold: goldPath, replicates: replicateGroups.count)
