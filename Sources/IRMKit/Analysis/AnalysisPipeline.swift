@@ -82,13 +82,6 @@ public enum AnalysisPipeline {
     /// hidden states, the reward model).
     public static func run(_ options: AnalysisOptions, progress: ProgressOutput? = nil) throws -> AnalysisResult {
         func stage(_ text: String) { progress?.stage(text) }
-        /// Runs `body` with a progress line of `total` items.
-        func tracked<T>(_ label: String, total: Int, _ body: (@escaping ScoringProgress) throws -> T) rethrows -> T {
-            guard let progress else { return try body { _, _ in } }
-            let task = progress.task(label, total: total)
-            defer { task.finish() }
-            return try body { task.update(done: $0, tokens: $1) }
-        }
         try validate(options)
         var warnings: [String] = []
         var inputs: [AnalysisResult.InputFile] = []
@@ -134,7 +127,7 @@ public enum AnalysisPipeline {
         let afterPolicy = try LoadedPolicy(checkpoint: after, adapter: afterAdapter)
         let beforePolicy = try LoadedPolicy(checkpoint: before, adapter: beforeAdapter)
         warnings += afterPolicy.warnings + beforePolicy.warnings
-        let scored = try tracked("scoring", total: scoring.count) {
+        let scored = try progress.tracked("scoring", total: scoring.count) {
             try PolicyComparison(data, after: afterPolicy, before: beforePolicy, resizedVocabulary: resizedVocabulary != nil,
                                  beta: options.beta, scorer: scorer, store: store, progress: $0)
         }

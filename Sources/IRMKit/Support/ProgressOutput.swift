@@ -80,3 +80,14 @@ public final class ProgressOutput: @unchecked Sendable {
         }
     }
 }
+
+extension Optional where Wrapped == ProgressOutput {
+    /// Runs `body` with a progress line of `total` items, or with an update that does nothing when
+    /// there is no progress output. `body` receives the update: (items done, tokens done).
+    func tracked<T>(_ label: String, total: Int, _ body: (@escaping (_ done: Int, _ tokens: Int) -> Void) throws -> T) rethrows -> T {
+        guard let progress = self else { return try body { _, _ in } }
+        let task = progress.task(label, total: total)
+        defer { task.finish() }
+        return try body { task.update(done: $0, tokens: $1) }
+    }
+}

@@ -25,6 +25,13 @@ final class StoreCommandTests: XCTestCase {
         return out
     }
 
+    /// The file without the lines that report the score store's repairs.
+    func withoutStoreWarnings(_ data: Data) -> Data {
+        guard let text = String(data: data, encoding: .utf8), text.contains("score store: ") else { return data }
+        return Data(text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("score store: ") }
+            .joined(separator: "\n").utf8)
+    }
+
     func blockFiles(_ store: URL) -> [URL] {
         let enumerator = FileManager.default.enumerator(at: store, includingPropertiesForKeys: nil)
         var found: [URL] = []
@@ -60,7 +67,10 @@ final class StoreCommandTests: XCTestCase {
 
         let resumed = try CommandRunner.run(analyzeArguments(out: killed, store: store))
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
-        XCTAssertEqual(try files(killed), try files(reference), "resumed outputs equal an uninterrupted run's, byte for byte")
+        // Byte for byte, but for the store's own warnings: a write the kill interrupted leaves a
+        // temporary file, which the resumed run removes and reports.
+        XCTAssertEqual(try files(killed).mapValues(withoutStoreWarnings), try files(reference).mapValues(withoutStoreWarnings),
+                       "resumed outputs equal an uninterrupted run's")
 
         // Everything is in the store now: a run with other fit options reads it. A damaged block
         // is reported and recomputed, with the same results.

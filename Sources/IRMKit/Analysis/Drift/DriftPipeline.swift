@@ -154,12 +154,6 @@ public enum DriftPipeline {
 
     public static func run(_ options: DriftOptions, progress: ProgressOutput? = nil) throws -> DriftResult {
         func stage(_ text: String) { progress?.stage(text) }
-        func tracked<T>(_ label: String, total: Int, _ body: (@escaping ScoringProgress) throws -> T) rethrows -> T {
-            guard let progress else { return try body { _, _ in } }
-            let task = progress.task(label, total: total)
-            defer { task.finish() }
-            return try body { task.update(done: $0, tokens: $1) }
-        }
         let analysis = options.analysisOptions
         if let beta = options.beta, !(beta.isFinite && beta > 0) { throw IRMError("--beta must be a positive number, found \(beta)") }
         guard options.bootstrapReplicates >= 0 else {
@@ -253,7 +247,7 @@ public enum DriftPipeline {
             let label = label(checkpoint)
             stage("step \(index + 1) of \(series.count): \(label) against the base")
             let policy = try LoadedPolicy(checkpoint: checkpoint, adapter: nil)
-            let scored = try tracked("scoring \(label)", total: data.sequences.count) {
+            let scored = try progress.tracked("scoring \(label)", total: data.sequences.count) {
                 try PolicyComparison(data, after: policy, before: basePolicy, resizedVocabulary: resized[checkpoint.path] ?? false,
                                      beta: options.beta, scorer: scorer, store: store, progress: $0)
             }

@@ -145,15 +145,9 @@ public struct FeatureStage: Sendable {
                 store: StageStore? = nil, progress: ProgressOutput?) throws {
         guard let tokenizer = data.tokenizer else { throw IRMError("features need the tokenizer of the before-policy") }
         let samples = data.samples, scoring = data.sequences, source = data.dataPath
-        func tracked<T>(_ label: String, total: Int, _ body: (@escaping ScoringProgress) throws -> T) rethrows -> T {
-            guard let progress else { return try body { _, _ in } }
-            let task = progress.task(label, total: total)
-            defer { task.finish() }
-            return try body { task.update(done: $0, tokens: $1) }
-        }
         let references = try samples.map { try Self.optionalText($0, "reference", source: source) }
         let qtypes = try samples.map { try Self.optionalText($0, "qtype", source: source) }
-        let (promptStates, responseStates) = try tracked("hidden states", total: scoring.count) {
+        let (promptStates, responseStates) = try progress.tracked("hidden states", total: scoring.count) {
             try StageStore.pooledHiddenStates(data, under: before, scorer: scorer, store: store, progress: $0)
         }
         var referenceCosines = [Double?](repeating: nil, count: samples.count)
