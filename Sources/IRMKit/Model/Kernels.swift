@@ -55,6 +55,12 @@ public struct DenseWeight: Sendable {
     }
 }
 
+/// The scale and shift of a LayerNorm (GPT-2, GPT-NeoX, OPT).
+struct LayerNormWeights: Sendable {
+    let weight: [Float]
+    let bias: [Float]
+}
+
 /// `y = x W (+ b)` over a block of rows.
 struct Linear: Sendable {
     let weight: DenseWeight

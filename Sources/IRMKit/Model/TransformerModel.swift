@@ -130,6 +130,11 @@ struct CheckpointWeights {
         declared[name] == nil ? nil : try take(name)
     }
 
+    /// The LayerNorm at `prefix` (`prefix.weight`, `prefix.bias`).
+    mutating func layerNorm(_ prefix: String) throws -> LayerNormWeights {
+        LayerNormWeights(weight: try take(prefix + ".weight"), bias: try take(prefix + ".bias"))
+    }
+
     /// A declared `[out, in]` weight (`nn.Linear`), with `prefix.bias` when the table lists one.
     mutating func linear(_ prefix: String) throws -> Linear {
         let name = prefix + ".weight"

@@ -77,11 +77,6 @@ public final class GPT2Model: TransformerModel {
     private let blocks: [Block]
     private let finalNorm: LayerNormWeights
 
-    private struct LayerNormWeights {
-        let weight: [Float]
-        let bias: [Float]
-    }
-
     private struct Block {
         let norm1: LayerNormWeights
         let attention: Linear
@@ -104,7 +99,7 @@ public final class GPT2Model: TransformerModel {
                           bias: try weights.take(name + ".bias"))
         }
         func norm(_ name: String) throws -> LayerNormWeights {
-            LayerNormWeights(weight: try weights.take(name + ".weight"), bias: try weights.take(name + ".bias"))
+            try weights.layerNorm(name)
         }
         let scaleWeights = config.json["scale_attn_weights"]?.boolValue ?? true
         let scaleByLayer = config.json["scale_attn_by_inverse_layer_idx"]?.boolValue ?? false

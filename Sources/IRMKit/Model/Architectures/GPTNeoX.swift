@@ -90,11 +90,6 @@ public final class GPTNeoXModel: TransformerModel {
     private let finalNorm: LayerNormWeights
     private let geometry: AttentionGeometry
 
-    private struct LayerNormWeights {
-        let weight: [Float]
-        let bias: [Float]
-    }
-
     private struct Layer {
         let inputNorm: LayerNormWeights
         let postAttentionNorm: LayerNormWeights
@@ -110,7 +105,7 @@ public final class GPTNeoXModel: TransformerModel {
         let d = config.hiddenSize, hd = config.headDim, heads = config.headCount
         // The config was checked when read (GPTNeoXArchitecture.readConfig).
         func norm(_ name: String) throws -> LayerNormWeights {
-            LayerNormWeights(weight: try weights.take(name + ".weight"), bias: try weights.take(name + ".bias"))
+            try weights.layerNorm(name)
         }
         /// Regroups per-head `[q_h | k_h | v_h]` rows into `[Q | K | V]`.
         func regroup(_ values: [Float], rowWidth: Int) -> [Float] {

@@ -126,11 +126,6 @@ final class OPTModel: TransformerModel {
     private let layers: [Layer]
     private let preNorm: Bool
 
-    private struct LayerNormWeights {
-        let weight: [Float]
-        let bias: [Float]
-    }
-
     private struct Layer {
         let attentionNorm: LayerNormWeights
         let queryKeyValue: Linear
@@ -149,7 +144,7 @@ final class OPTModel: TransformerModel {
         let d = config.hiddenSize
         func norm(_ name: String) throws -> LayerNormWeights {
             guard settings.affineNorms else { return LayerNormWeights(weight: Array(repeating: 1, count: d), bias: Array(repeating: 0, count: d)) }
-            return LayerNormWeights(weight: try weights.take(name + ".weight"), bias: try weights.take(name + ".bias"))
+            return try weights.layerNorm(name)
         }
         var layers: [Layer] = []
         for layer in 0..<config.layerCount {
