@@ -122,9 +122,18 @@ extension AnalysisReport {
             "threshold": number(c.threshold),
             "vif": .object(Dictionary(c.varianceInflation.map { ($0.name, number($0.factor)) }, uniquingKeysWith: { a, _ in a })),
             "sets": .array(c.sets.map { set in
-                .object(["members": strings(set.memberNames), "representative": .string(set.representative)])
+                .object([
+                    "members": strings(set.memberNames), "representative": .string(set.representative),
+                    "explanations": .array(set.explanations.map { e in
+                        .object(["feature": .string(e.name), "round": number(Double(e.round)), "vif": number(e.factor),
+                                 "explained_by": strings(e.explainedBy), "vif_without_them": number(e.factorWithoutThem)])
+                    }),
+                ])
             }),
+            "rounds": number(Double(c.rounds)),
             "parsimonious_features": strings(c.parsimoniousFeatures),
+            "parsimonious_vif": .object(Dictionary(c.parsimoniousVarianceInflation.map { ($0.name, number($0.factor)) },
+                                                   uniquingKeysWith: { a, _ in a })),
             "parsimonious_fit": fitObject(c.parsimoniousFit),
         ])
     }

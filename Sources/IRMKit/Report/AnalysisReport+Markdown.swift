@@ -257,15 +257,18 @@ extension AnalysisReport {
                          set.representative])
         }
         var blocks: [ReportBlock] = [
-            .paragraph("\(analysis.sets.count) collinear set\(analysis.sets.count == 1 ? "" : "s") (features with VIF above \(shown(analysis.threshold)), each joined to the one that explains most of its VIF): within a set the coefficients share one signal, so their separate signs and sizes mean little. The summary quotes the parsimonious fit below, which keeps one representative per set (the member with the largest LMG share, or with the largest R² alone when LMG ran over feature groups) and every other feature; the table above keeps the full fit (docs/formulas.md, Collinearity)."),
+            .paragraph("\(analysis.sets.count) collinear set\(analysis.sets.count == 1 ? "" : "s") (features with VIF above \(shown(analysis.threshold)), each joined to the one that explains most of its VIF, round after round until no VIF among the features left exceeds \(shown(analysis.threshold)); \(analysis.rounds) round\(analysis.rounds == 1 ? "" : "s") here): within a set the coefficients share one signal, so their separate signs and sizes mean little. The summary quotes the parsimonious fit below, which keeps one representative per set (the member with the largest LMG share, or with the largest R² alone when LMG ran over feature groups) and every other feature; the table above keeps the full fit (docs/formulas.md, Collinearity)."),
             .table(sets),
         ]
         let fit = analysis.parsimoniousFit
-        var table = ReportTable(["feature (parsimonious fit)", "coef", "HC3 se", "P>|t| HC3", "std β"])
+        let vif = Dictionary(analysis.parsimoniousVarianceInflation.map { ($0.name, $0.factor) }, uniquingKeysWith: { a, _ in a })
+        var table = ReportTable(["feature (parsimonious fit)", "coef", "HC3 se", "P>|t| HC3", "std β", "VIF"])
         for c in sortedByStandardized(fit.coefficients) {
-            table.append([c.name, shown(c.estimate, digits: 4), shown(c.robustStandardError), shownP(c.robustPValue), shown(c.standardizedEstimate)])
+            table.append([c.name, shown(c.estimate, digits: 4), shown(c.robustStandardError), shownP(c.robustPValue), shown(c.standardizedEstimate),
+                          shown(vif[c.name])])
         }
-        blocks.append(.paragraph("Parsimonious fit: R² = \(shown(fit.rSquared)) (full fit \(shown(target.ols.value?.rSquared))), cond. no. \(shown(fit.conditionNumber))."))
+        let largest = analysis.parsimoniousVarianceInflation.map(\.factor).max()
+        blocks.append(.paragraph("Parsimonious fit: R² = \(shown(fit.rSquared)) (full fit \(shown(target.ols.value?.rSquared))), cond. no. \(shown(fit.conditionNumber)), largest VIF \(shown(largest))."))
         blocks.append(.table(table))
         return blocks
     }

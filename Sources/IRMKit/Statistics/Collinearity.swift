@@ -24,20 +24,27 @@ import Foundation
 ///    them it would not exceed the threshold.
 /// 3. Collinear sets: the connected components, of two or more features, of the graph on the
 ///    high-VIF features that joins each to its primary explainer (the first removed in step 2)
-///    when that one has a high VIF too; members in
-///    feature order, sets ordered by their first member. A low-VIF explainer joins no set: its own
-///    coefficient is well determined, and joining it would chain unrelated dependencies through it
-///    (on the demo, length and sentiment features through "!" counts). A high-VIF feature explained
-///    only by low-VIF features forms no set; its VIF is reported. Pairwise correlation is deliberately not a criterion: it
-///    misses dependencies among many features (x₀ ≈ x₁ + … + x₆ with independent x_m: every |r| ≈ 0.38)
-///    and would join unrelated dependencies whose members happen to correlate (Belsley, Kuh & Welsch
-///    1980, ch. 3). Duplicated triples (x₁ ≈ x₂ ≈ x₃) are handled because removal continues until the VIF
-///    falls.
+///    when that one has a high VIF too; members in feature order, sets ordered by their first
+///    member. A low-VIF explainer joins no set: its own coefficient is well determined, and joining
+///    it would chain unrelated dependencies through it (on the demo, length and sentiment features
+///    through "!" counts). When no high-VIF feature has a high-VIF primary explainer, the feature
+///    with the largest VIF (ties: the earliest) forms a set with its primary explainer, whatever
+///    that one's VIF, so that every round drops a feature. Pairwise correlation is deliberately not
+///    a criterion: it misses dependencies among many features (x₀ ≈ x₁ + … + x₆ with independent
+///    x_m: every |r| ≈ 0.38) and would join unrelated dependencies whose members happen to correlate
+///    (Belsley, Kuh & Welsch 1980, ch. 3). Duplicated triples (x₁ ≈ x₂ ≈ x₃) are handled because
+///    removal continues until the VIF falls.
 /// 4. Representative of a set: the member with the largest LMG share of the full fit's R²
 ///    (`ShapleyAttribution`); shares within 1e-9 relative of each other count as tied (they differ
-///    by rounding only, which varies between CPUs) and the earliest feature wins a tie.
-/// 5. Parsimonious fit: OLS (`LeastSquaresFit.fit`, same options) on the full fit's kept features
-///    minus the set members that are not representatives, in feature order.
+///    by rounding only, which varies between CPUs) and the earliest feature wins a tie. The other
+///    members are dropped.
+/// 5. Rounds: rules 2–4 run first on the full fit's kept features, then again on the features
+///    left, with the VIFs recomputed among them, until no VIF exceeds the threshold. A set found in
+///    a later round that contains an earlier set's representative absorbs that set, and the
+///    representative is chosen again among the members still in (so the largest share over the
+///    merged set wins). Each round drops at least one feature, so this ends.
+/// 6. Parsimonious fit: OLS (`LeastSquaresFit.fit`, same options) on the features left, in feature
+///    order; every VIF among them is at most the threshold.
 ///
 /// Numerical caveat: the VIFs carry a relative error of about ε·κ(Z)²; the greedy step works on the
 /// correlation matrix (pseudo-inverse by SVD), where only the order of ΔR² values and the threshold
@@ -60,6 +67,9 @@ public struct CollinearityAnalysis: Sendable {
         public let explainedBy: [String]
         /// Its VIF on the remaining features once those are removed (≤ the threshold).
         public let factorWithoutThem: Double
+        /// The round that found it: 1 on the full fit's features, r + 1 on the features left after
+        /// round r (rule 5); `factor` is its VIF among those.
+        public let round: Int
     }
 
     /// One collinear set.
@@ -78,7 +88,9 @@ public struct CollinearityAnalysis: Sendable {
         /// A sentence for reports: the members, why they are together, and why the representative.
         public var summary: String {
             let listed = members.map { "\($0.name) (VIF \(Self.number($0.factor)))" }.joined(separator: ", ")
-            let why = explanations.map { "\($0.name) is explained by \($0.explainedBy.joined(separator: " and ")) (VIF \(Self.number($0.factor)) → \(Self.number($0.factorWithoutThem)) without)" }
+            let why = explanations.map {
+                "\($0.round > 1 ? "in round \($0.round), " : "")\($0.name) is explained by \($0.explainedBy.joined(separator: " and ")) (VIF \(Self.number($0.factor)) → \(Self.number($0.factorWithoutThem)) without)"
+            }
                 .joined(separator: "; ")
             let share = zip(members, lmgShares).first { $0.0.name == representative }.map { Self.number($0.1) } ?? "?"
             return "collinear set \(listed): \(why). Kept \(representative), the largest LMG share (\(share)); coefficients of the members are not separately interpretable in the full fit"
@@ -109,6 +121,10 @@ public struct CollinearityAnalysis: Sendable {
     public let droppedFeatures: [String]
     /// OLS on `parsimoniousFeatures`.
     public let parsimoniousFit: LeastSquaresFit
+    /// The VIFs among `parsimoniousFeatures`, all at most the threshold (rule 6).
+    public let parsimoniousVarianceInflation: [VarianceInflation]
+    /// The rounds of rules 2–4 that ran (0 when no feature's VIF exceeds the threshold).
+    public let rounds: Int
 
     /// Diagnoses `fullFit`, which must be `LeastSquaresFit.fit(features, target: target, options: fitOptions)`,
     /// with LMG shares the caller already has (feature name → φ_j; names outside the sets are not
@@ -143,7 +159,7 @@ public struct CollinearityAnalysis: Sendable {
         }
         let diagnosis = try collinearSets(features, fullFit: fullFit, aliasTolerance: fitOptions.aliasTolerance, options: options)
         var shares: [String: Double] = [:]
-        if !diagnosis.sets.isEmpty {
+        if diagnosis.inflation.contains(where: { $0.factor > options.threshold }) {
             let kept = try columnIndices(fullFit.coefficients.map(\.name), in: features)
             guard kept.count <= ShapleyAttribution.maximumPlayers else {
                 throw IRMError("collinearity: choosing representatives needs per-feature LMG shares of the \(kept.count) fitted features, and LMG handles at most \(ShapleyAttribution.maximumPlayers) players; compute shares another way and call analyze(_:target:fullFit:lmgShares:)")
@@ -180,72 +196,141 @@ public struct CollinearityAnalysis: Sendable {
 
     // MARK: - Internals
 
-    /// Rules 1–3 before shares are known.
+    /// What rules 1–3 found before shares are known, and the column bookkeeping.
     struct SetDiagnosis {
         let inflation: [VarianceInflation]
         /// Column indices of the fit's kept features in the feature matrix, in feature order.
         let keptColumns: [Int]
-        /// Members as positions into `inflation`, with explanations.
-        let sets: [(members: [Int], explanations: [Explanation])]
+        /// The correlation matrix of the kept features.
+        let correlations: ColumnMajorMatrix
     }
 
-    static func collinearSets(_ features: FeatureMatrix, fullFit: LeastSquaresFit, aliasTolerance: Double,
-                              options: Options) throws -> SetDiagnosis {
+    static func validate(_ options: Options) throws {
         guard options.threshold.isFinite, options.threshold > 1 else {
             throw IRMError("collinearity: VIF threshold \(options.threshold) must be a finite number above 1 (VIF ≥ 1 always)")
         }
         guard options.tieTolerance >= 0, options.tieTolerance.isFinite else {
             throw IRMError("collinearity: tie tolerance \(options.tieTolerance) must be a finite number ≥ 0")
         }
+    }
+
+    static func collinearSets(_ features: FeatureMatrix, fullFit: LeastSquaresFit, aliasTolerance: Double,
+                              options: Options) throws -> SetDiagnosis {
+        try validate(options)
         let inflation = try varianceInflationFactors(features, fit: fullFit, aliasTolerance: aliasTolerance)
         let kept = try columnIndices(inflation.map(\.name), in: features)
-        let k = inflation.count
-        let correlations = correlationMatrix(features.selectingColumns(kept))
-        var parent = Array(0..<k)
+        return SetDiagnosis(inflation: inflation, keptColumns: kept, correlations: correlationMatrix(features.selectingColumns(kept)))
+    }
+
+    /// One round of rules 2–3 on the `active` features (positions into the kept features), whose
+    /// VIFs among themselves are `factors`: the new sets as groups of positions, with explanations.
+    static func round(_ number: Int, active: [Int], factors: [Double], diagnosis: SetDiagnosis, threshold: Double) throws
+        -> [(members: [Int], explanations: [Explanation])] {
+        let names = diagnosis.inflation.map(\.name)
+        let correlations = diagnosis.correlations.selectingRows(active).selectingColumns(active)
+        var parent = Array(active.indices)
         func root(_ a: Int) -> Int {
             var a = a
             while parent[a] != a { a = parent[a] }
             return a
         }
-        var explanations: [Int: Explanation] = [:]
-        for j in 0..<k where inflation[j].factor > options.threshold {
-            let (removed, without) = try explainingFeatures(of: j, correlations: correlations, threshold: options.threshold)
-            explanations[j] = Explanation(name: inflation[j].name, factor: inflation[j].factor,
-                                          explainedBy: removed.map { inflation[$0].name }, factorWithoutThem: without)
-            // A high-VIF feature is joined to its primary explainer (the first removed: the largest
-            // ΔR²) when that one has a high VIF too. A low-VIF feature has a well-determined
-            // coefficient of its own and joins no set, and the later, smaller explainers (a sentiment
-            // count that takes a length's VIF the last step below the threshold) do not chain two
-            // dependencies into one.
-            if let primary = removed.first, inflation[primary].factor > options.threshold {
-                let a = root(j), b = root(primary)
-                parent[max(a, b)] = min(a, b)
-            }
+        func join(_ a: Int, _ b: Int) {
+            let ra = root(a), rb = root(b)
+            parent[max(ra, rb)] = min(ra, rb)
+        }
+        var explanations: [Int: Explanation] = [:], primaries: [Int: Int] = [:]
+        let flagged = active.indices.filter { factors[$0] > threshold }
+        for j in flagged {
+            let (removed, without) = try explainingFeatures(of: j, correlations: correlations, threshold: threshold)
+            explanations[j] = Explanation(name: names[active[j]], factor: factors[j], explainedBy: removed.map { names[active[$0]] },
+                                          factorWithoutThem: without, round: number)
+            primaries[j] = removed.first
+            // A flagged feature is joined to its primary explainer (the first removed: the largest
+            // ΔR²) when that one is flagged too. A low-VIF feature has a well-determined coefficient
+            // of its own and joins no set, and the later, smaller explainers (a sentiment count that
+            // takes a length's VIF the last step below the threshold) do not chain two dependencies
+            // into one.
+            if let primary = removed.first, factors[primary] > threshold { join(j, primary) }
         }
         var components: [Int: [Int]] = [:]
-        for j in 0..<k where inflation[j].factor > options.threshold { components[root(j), default: []].append(j) }
-        let sets = components.keys.sorted().compactMap { key -> (members: [Int], explanations: [Explanation])? in
+        for j in flagged { components[root(j), default: []].append(j) }
+        var sets = components.keys.sorted().compactMap { key -> [Int]? in
             let members = components[key] ?? []
-            return members.count < 2 ? nil : (members, members.compactMap { explanations[$0] })
+            return members.count < 2 ? nil : members
         }
-        return SetDiagnosis(inflation: inflation, keptColumns: kept, sets: sets)
+        // No flagged feature has a flagged primary explainer: the one with the largest VIF (ties:
+        // the earliest) forms a set with its primary explainer, so that every round drops a feature.
+        if sets.isEmpty, let worst = flagged.max(by: { factors[$0] < factors[$1] || (factors[$0] == factors[$1] && $0 > $1) }),
+           let primary = primaries[worst] {
+            sets = [[min(worst, primary), max(worst, primary)]]
+        }
+        return sets.map { members in (members.map { active[$0] }, members.compactMap { explanations[$0] }) }
     }
 
-    /// Rules 4–5.
+    /// Rules 2–6, round after round until no feature of the parsimonious fit has VIF above the
+    /// threshold.
     private static func finish(_ diagnosis: SetDiagnosis, features: FeatureMatrix, target: [Double],
                                fitOptions: LeastSquaresFit.Options, options: Options,
                                share: (String) throws -> Double) throws -> CollinearityAnalysis {
-        var sets: [CollinearSet] = []
-        var dropped = Set<Int>()
-        for set in diagnosis.sets {
-            let shares = try set.members.map { try share(diagnosis.inflation[$0].name) }
-            let best = representativePosition(shares, tieTolerance: options.tieTolerance)
-            for (position, member) in set.members.enumerated() where position != best { dropped.insert(member) }
-            sets.append(CollinearSet(members: set.members.map { diagnosis.inflation[$0] }, explanations: set.explanations,
-                                     lmgShares: shares, representative: diagnosis.inflation[set.members[best]].name))
+        let k = diagnosis.inflation.count
+        // Sets as member positions with explanations, a union-find over positions to merge them.
+        var setOf = Array(0..<k)
+        func root(_ a: Int) -> Int {
+            var a = a
+            while setOf[a] != a { a = setOf[a] }
+            return a
         }
-        let keptPositions = (0..<diagnosis.inflation.count).filter { !dropped.contains($0) }
-        let subset = features.selectingColumns(keptPositions.map { diagnosis.keptColumns[$0] })
+        var explanations: [Int: [Explanation]] = [:], inSet = Set<Int>(), dropped = Set<Int>()
+        var shares: [Int: Double] = [:]
+        func shareOf(_ position: Int) throws -> Double {
+            if let known = shares[position] { return known }
+            let value = try share(diagnosis.inflation[position].name)
+            shares[position] = value
+            return value
+        }
+        var factors = diagnosis.inflation.map(\.factor)
+        var active = Array(0..<k)
+        var number = 1
+        while factors.contains(where: { $0 > options.threshold }) {
+            let found = try round(number, active: active, factors: factors, diagnosis: diagnosis, threshold: options.threshold)
+            guard !found.isEmpty else { break }
+            for set in found {
+                for member in set.members.dropFirst() {
+                    let a = root(set.members[0]), b = root(member)
+                    setOf[max(a, b)] = min(a, b)
+                }
+                inSet.formUnion(set.members)
+                for explanation in set.explanations {
+                    explanations[root(set.members[0]), default: []].append(explanation)
+                }
+                // The active members of the (merged) set: keep the largest share, drop the rest.
+                let members = set.members
+                let best = representativePosition(try members.map(shareOf), tieTolerance: options.tieTolerance)
+                for (position, member) in members.enumerated() where position != best { dropped.insert(member) }
+            }
+            active = (0..<k).filter { !dropped.contains($0) }
+            let z = PreparedDesign(features.selectingColumns(active.map { diagnosis.keptColumns[$0] }))
+                .standardizedDesign(columns: Array(0..<active.count))
+            factors = try inflationFactors(z, aliasTolerance: fitOptions.aliasTolerance)
+            number += 1
+        }
+        // Explanations were filed under the root at the time; regroup them under the final roots.
+        var byRoot: [Int: [Explanation]] = [:]
+        for (key, list) in explanations { byRoot[root(key), default: []] += list }
+        let position = Dictionary(diagnosis.inflation.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var groups: [Int: [Int]] = [:]
+        for position in inSet.sorted() { groups[root(position), default: []].append(position) }
+        let sets = try groups.keys.sorted().map { key -> CollinearSet in
+            let members = groups[key] ?? []
+            let kept = members.filter { !dropped.contains($0) }
+            guard kept.count == 1, let representative = kept.first else {
+                throw IRMError("collinearity: internal error: a collinear set keeps \(kept.count) members")
+            }
+            let listed = (byRoot[key] ?? []).sorted { ($0.round, position[$0.name] ?? 0) < ($1.round, position[$1.name] ?? 0) }
+            return CollinearSet(members: members.map { diagnosis.inflation[$0] }, explanations: listed,
+                                lmgShares: try members.map(shareOf), representative: diagnosis.inflation[representative].name)
+        }
+        let subset = features.selectingColumns(active.map { diagnosis.keptColumns[$0] })
         let refit = try LeastSquaresFit.fit(subset, target: target, options: fitOptions)
         guard let parsimonious = refit.value else {
             throw IRMError("collinearity: the parsimonious fit on \(subset.names.joined(separator: ", ")) is undefined although the full fit is not (\(refit.undefinedReason ?? "")); the full fit passed in was probably made from other data")
@@ -254,7 +339,12 @@ public struct CollinearityAnalysis: Sendable {
             threshold: options.threshold, varianceInflation: diagnosis.inflation, sets: sets,
             parsimoniousFeatures: subset.names,
             droppedFeatures: dropped.sorted().map { diagnosis.inflation[$0].name },
-            parsimoniousFit: parsimonious)
+            parsimoniousFit: parsimonious,
+            parsimoniousVarianceInflation: zip(active, factors).map { position, factor in
+                VarianceInflation(name: diagnosis.inflation[position].name, factor: factor,
+                                  auxiliaryRSquared: factor.isFinite ? max(0, 1 - 1 / factor) : 1)
+            },
+            rounds: number - 1)
     }
 
     /// Rule 4: the position of the largest share; a share counts as larger only when it exceeds the

@@ -103,22 +103,55 @@ final class CollinearityTests: XCTestCase {
         let result = try analysis(design)
         XCTAssertEqual(result.sets.map(\.memberNames), planted)
         // Explanations as statsmodels' auxiliary regressions find them.
-        let expected = try expectedSets(try design.json.required("expected"))
-        XCTAssertEqual(result.sets.count, expected.count)
+        try assertSetsMatch(result, try design.json.required("expected"))
+        XCTAssertFalse(result.sets.flatMap(\.memberNames).contains("exclamation_marks"))
+    }
+
+    /// Sets, members, explanations (with their rounds and VIFs) as the fixture's statsmodels rounds give them.
+    private func assertSetsMatch(_ result: CollinearityAnalysis, _ e: JSONValue, file: StaticString = #filePath, line: UInt = #line) throws {
+        let expected = try expectedSets(e)
+        XCTAssertEqual(result.sets.count, expected.count, file: file, line: line)
         for (set, e) in zip(result.sets, expected) {
-            XCTAssertEqual(set.memberNames, try e.strings("members"))
+            XCTAssertEqual(set.memberNames, try e.strings("members"), file: file, line: line)
+            XCTAssertEqual(set.representative, try XCTUnwrap(e["representative"]?.stringValue), file: file, line: line)
             assertClose(set.members.map(\.factor), try e.doubles("vif"), relative: relative, "set VIFs")
             let explanations = try e.rows("explanations")
-            XCTAssertEqual(set.explanations.map(\.name), try explanations.map { try XCTUnwrap($0["name"]?.stringValue) })
+            XCTAssertEqual(set.explanations.map(\.name), try explanations.map { try XCTUnwrap($0["name"]?.stringValue) }, file: file, line: line)
             for (explanation, ee) in zip(set.explanations, explanations) {
-                XCTAssertEqual(explanation.explainedBy, try ee.strings("explained_by"), explanation.name)
+                XCTAssertEqual(explanation.explainedBy, try ee.strings("explained_by"), explanation.name, file: file, line: line)
+                XCTAssertEqual(Double(explanation.round), try ee.double("round"), explanation.name, file: file, line: line)
+                assertClose(explanation.factor, try ee.double("factor"), relative: relative, "\(explanation.name) VIF in its round")
                 assertClose(explanation.factorWithoutThem, try ee.double("factor_without_them"), relative: relative,
                             "\(explanation.name) VIF without its explainers")
-                XCTAssertLessThanOrEqual(explanation.factorWithoutThem, result.threshold)
+                XCTAssertLessThanOrEqual(explanation.factorWithoutThem, result.threshold, file: file, line: line)
             }
-            XCTAssertTrue(set.summary.contains("Kept \(set.representative)"), set.summary)
+            XCTAssertTrue(set.summary.contains("Kept \(set.representative)"), set.summary, file: file, line: line)
         }
-        XCTAssertFalse(result.sets.flatMap(\.memberNames).contains("exclamation_marks"))
+        XCTAssertEqual(Double(result.rounds), try e.double("rounds"), file: file, line: line)
+        XCTAssertEqual(result.parsimoniousFeatures, try e.strings("parsimonious_features"), file: file, line: line)
+        XCTAssertEqual(result.parsimoniousVarianceInflation.map(\.name), result.parsimoniousFeatures, file: file, line: line)
+        assertClose(result.parsimoniousVarianceInflation.map(\.factor), try e.doubles("parsimonious_vif"), relative: relative,
+                    "parsimonious VIFs")
+    }
+
+    /// Round 1 sets the near-duplicate pair; `total` (VIF 20, explained only by x_m with VIF about
+    /// 5) is left, so round 2 pairs it with its primary explainer; statsmodels agrees on every step.
+    func testRoundsRunUntilNoVIFExceedsTheThreshold() throws {
+        let design = try FixtureDesign("collinearity_rounds.json")
+        let e = try design.json.required("expected")
+        let result = try analysis(design)
+        try assertSetsMatch(result, e)
+        XCTAssertEqual(result.rounds, 2)
+        XCTAssertTrue(result.parsimoniousVarianceInflation.allSatisfy { $0.factor <= result.threshold },
+                      "\(result.parsimoniousVarianceInflation)")
+        XCTAssertTrue(result.sets.contains { $0.explanations.contains { $0.round == 2 && $0.name == "total" } }, "\(result.sets)")
+        XCTAssertTrue(result.sets.first { $0.memberNames.contains("total") }?.summary.contains("in round 2, total") ?? false)
+        let p = try e.required("parsimonious")
+        let fit = result.parsimoniousFit
+        let all = [fit.intercept] + fit.coefficients
+        XCTAssertEqual(all.map(\.name), try p.strings("names"))
+        assertClose(all.map(\.estimate), try p.doubles("params"), absolute: absolute, relative: relative, "params")
+        assertClose(all.map(\.standardError), try p.doubles("bse"), relative: relative, "bse")
     }
 
     func testRepresentativeIsTheLargestLMGShare() throws {
@@ -169,9 +202,10 @@ final class CollinearityTests: XCTestCase {
         }
     }
 
-    /// A high-VIF feature explained only by low-VIF features forms no set: those keep their own
-    /// well-determined coefficients, and nothing is dropped.
-    func testLoneHighVIFFeatureFormsNoSet() throws {
+    /// A high-VIF feature explained only by low-VIF features forms no set with a low-VIF feature
+    /// while other sets are found; alone, it is paired with its primary explainer (rule 3), so the
+    /// parsimonious fit has no VIF above the threshold.
+    func testLoneHighVIFFeatureIsPairedWithItsPrimaryExplainer() throws {
         // total = x1 + … + x6 + noise: total's VIF is about 18, each x_m's about 4 (below 10).
         var generator = SeededRandom(seed: 11)
         let n = 400
@@ -182,8 +216,15 @@ final class CollinearityTests: XCTestCase {
         let result = try XCTUnwrap(CollinearityAnalysis.analyze(try FeatureMatrix(names: names, columns: parts + [total]), target: y).value)
         let high = result.varianceInflation.filter { $0.factor > 10 }.map(\.name)
         XCTAssertEqual(high, ["total"], "\(result.varianceInflation)")
-        XCTAssertTrue(result.sets.isEmpty, "\(result.sets)")
-        XCTAssertEqual(result.parsimoniousFeatures, names)
+        XCTAssertEqual(result.sets.count, 1, "\(result.sets)")
+        let set = try XCTUnwrap(result.sets.first)
+        XCTAssertEqual(set.memberNames.count, 2)
+        XCTAssertEqual(set.memberNames.last, "total")
+        XCTAssertEqual(set.explanations.map(\.name), ["total"])
+        XCTAssertEqual(set.explanations.first?.explainedBy.first, set.memberNames.first)
+        XCTAssertEqual(result.rounds, 1)
+        XCTAssertEqual(result.parsimoniousFeatures.count, names.count - 1)
+        XCTAssertTrue(result.parsimoniousVarianceInflation.allSatisfy { $0.factor <= 10 }, "\(result.parsimoniousVarianceInflation)")
     }
 
     /// Two dependencies that share only a low-VIF feature stay two sets: the low-VIF feature does
