@@ -506,6 +506,9 @@ public final class ComputeProfile: @unchecked Sendable {
     public var headFlops = 0.0
     public var softmaxSeconds = 0.0
     public var totalSeconds = 0.0
+    /// Tokens run through a model's trunk (every layer), over all models and batches: what reuse
+    /// of prompts and of stored hidden states saves.
+    public var trunkTokens = 0
 
     public init() {}
 

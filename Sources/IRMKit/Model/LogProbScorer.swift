@@ -81,8 +81,13 @@ public final class LogProbScorer {
     /// Different row counts are accepted only with `resizedVocabulary`, which says that the
     /// caller checked that the smaller vocabulary's ids mean the same tokens in both
     /// (`Tokenizer.difference`).
+    ///
+    /// With `beforeHidden` (from `responseHiddenStates(of:under:)` on `before` and the same
+    /// samples), the before-policy's trunk is not run: its head is applied to those states. A series
+    /// of checkpoints compared against one base runs the base's trunk once.
     public func compare(_ samples: [ScoringSample], after: any TransformerModel, before: any TransformerModel,
-                        resizedVocabulary: Bool = false, progress: ScoringProgress? = nil) throws -> [ResponseComparison] {
+                        resizedVocabulary: Bool = false, beforeHidden: [[Float]]? = nil,
+                        progress: ScoringProgress? = nil) throws -> [ResponseComparison] {
         try requirePolicy(after, role: "the \"after\" model")
         try requirePolicy(before, role: "the \"before\" model")
         // A resized vocabulary (added tokens): each model's log-probs use its own rows; the KL is
@@ -95,6 +100,15 @@ public final class LogProbScorer {
         }
         try validate(samples, for: after)
         try validate(samples, for: before)
+        let beforeWidth = before.config.finalHiddenSize
+        if let beforeHidden {
+            guard beforeHidden.count == samples.count else {
+                throw IRMError("the before-policy's hidden states cover \(beforeHidden.count) samples; expected \(samples.count)")
+            }
+            for (i, states) in beforeHidden.enumerated() where states.count != samples[i].responseIDs.count * beforeWidth {
+                throw IRMError("the before-policy's hidden states of sample \(i) hold \(states.count) values; expected \(samples[i].responseIDs.count) tokens × \(beforeWidth)")
+            }
+        }
         let empty = samples.map { [Double?](repeating: nil, count: $0.responseIDs.count) }
         var afterTokens = empty, beforeTokens = empty, kl = empty, addedMass = empty
         let plan = ScoringPlan(samples: samples, options: options, target: .nextToken,
@@ -102,7 +116,8 @@ public final class LogProbScorer {
         var afterCaches = PromptCaches(), beforeCaches = PromptCaches()
         for (index, batch) in plan.batches.enumerated() {
             let hiddenAfter = try runBatch(batch, plan: plan, model: after, caches: &afterCaches)
-            let hiddenBefore = try runBatch(batch, plan: plan, model: before, caches: &beforeCaches)
+            let hiddenBefore = try beforeHidden.map { Self.gather($0, rows: batch.rows, width: beforeWidth) }
+                ?? runBatch(batch, plan: plan, model: before, caches: &beforeCaches)
             let rowCount = batch.rows.count
             var start = 0
             while start < rowCount {
@@ -138,6 +153,43 @@ public final class LogProbScorer {
             ResponseComparison(after: ResponseLogProbs(tokens: afterTokens[$0]), before: ResponseLogProbs(tokens: beforeTokens[$0]), kl: kl[$0],
                                addedRowMass: widthAfter > shared ? addedMass[$0] : nil)
         }
+    }
+
+    /// A policy's final hidden states at the positions that predict each response token, the
+    /// input of its vocabulary head: per sample, `responseIDs.count` rows of `finalHiddenSize`
+    /// floats, flat (zeros for a token with no context). `compare(beforeHidden:)` takes them.
+    public func responseHiddenStates(of samples: [ScoringSample], under model: any TransformerModel,
+                                     progress: ScoringProgress? = nil) throws -> [[Float]] {
+        try requirePolicy(model, role: "the model")
+        try validate(samples, for: model)
+        let d = model.config.finalHiddenSize
+        var states = samples.map { [Float](repeating: 0, count: $0.responseIDs.count * d) }
+        let plan = ScoringPlan(samples: samples, options: options, target: .nextToken, frequencyKey: Self.frequencyKey(model.config))
+        var caches = PromptCaches()
+        for (index, batch) in plan.batches.enumerated() {
+            let hidden = try runBatch(batch, plan: plan, model: model, caches: &caches)
+            for (r, row) in batch.rows.enumerated() {
+                for target in row {
+                    let destination = target.position * d
+                    states[target.sample].replaceSubrange(destination..<(destination + d), with: hidden[(r * d)..<((r + 1) * d)])
+                }
+            }
+            caches.release(after: index, plan: plan)
+            progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
+        }
+        return states
+    }
+
+    /// The rows of a batch from per-sample hidden states: each row's state is its first target's
+    /// (every target of a row has the same context).
+    private static func gather(_ states: [[Float]], rows: [[ScoringPlan.Target]], width d: Int) -> [Float] {
+        var hidden = [Float](repeating: 0, count: rows.count * d)
+        for (r, row) in rows.enumerated() {
+            guard let target = row.first else { continue }
+            let source = target.position * d
+            hidden.replaceSubrange((r * d)..<((r + 1) * d), with: states[target.sample][source..<(source + d)])
+        }
+        return hidden
     }
 
     /// Reward-model scores: one value per label (usually one) for each sample, from the final-norm
@@ -272,6 +324,7 @@ public final class LogProbScorer {
         if !batch.promptSegments.isEmpty {
             let packed = try PackedBatch(segments: batch.promptSegments.map(\.segment), config: model.config)
             hidden += model.finalHiddenStates(packed, profile: profile)
+            profile?.trunkTokens += packed.rowCount
             for (index, planned) in batch.promptSegments.enumerated() {
                 if let group = planned.group, let cache = packed.recordedCaches[index] { caches.caches[group] = cache }
             }
@@ -282,7 +335,9 @@ public final class LogProbScorer {
                 if let group = planned.group { segment.prefix = caches.caches[group] }
                 return segment
             }
-            hidden += model.finalHiddenStates(try PackedBatch(segments: segments, config: model.config), profile: profile)
+            let packed = try PackedBatch(segments: segments, config: model.config)
+            hidden += model.finalHiddenStates(packed, profile: profile)
+            profile?.trunkTokens += packed.rowCount
         }
         return hidden
     }

@@ -195,7 +195,12 @@ public enum DriftPipeline {
         inputs.append(AnalysisResult.InputFile(role: "data", path: options.dataPath, sha256: data.dataSHA256,
                                                summary: "\(data.samples.count) samples, \(data.pairs.count) preference pairs"))
         let scorer = LogProbScorer(options: options.scoring)
-        let store = try options.storeDirectory.map { try StageStore(directory: $0) }
+        // Without a store, a temporary one for this run, removed at the end: the base's hidden
+        // states must outlive one checkpoint's comparison for its trunk to run only once.
+        let temporaryStore = options.storeDirectory == nil
+            ? FileManager.default.temporaryDirectory.appendingPathComponent("irm-drift-\(UUID().uuidString)", isDirectory: true) : nil
+        defer { if let temporaryStore { try? FileManager.default.removeItem(at: temporaryStore) } }
+        let store = try (options.storeDirectory ?? temporaryStore).map { try StageStore(directory: $0) }
         let basePolicy = try LoadedPolicy(checkpoint: base, adapter: nil)
 
         stage("features")

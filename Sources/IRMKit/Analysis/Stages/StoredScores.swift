@@ -11,6 +11,14 @@ import Foundation
 public struct StageStore: Sendable {
     public let store: ScoreStore
     public static let blockSize = 256
+    /// Samples per block of the base's final hidden states (`final-hidden`, one row of the model's
+    /// width per response token): small, because a block is held in memory while it is used.
+    public static let hiddenBlockSize = 16
+
+    /// `0..<n` cut into consecutive blocks of `size` samples (the last may be shorter).
+    static func blocks(of n: Int, size: Int) -> [Range<Int>] {
+        stride(from: 0, to: n, by: size).map { $0..<min($0 + size, n) }
+    }
 
     public init(directory: URL) throws {
         store = try ScoreStore(directory: directory)
@@ -32,25 +40,45 @@ public struct StageStore: Sendable {
 extension PolicyComparison {
     /// `scorer.compare` of `after` against `before` on every sample, block by block, reading the
     /// blocks the store holds and committing each block it computes before the next.
+    ///
+    /// The before-policy (the base) is never run inside the comparison: its final hidden states
+    /// at the response positions come from the store's `final-hidden` entry, or are computed and
+    /// committed in sub-blocks of `StageStore.hiddenBlockSize` samples (which bounds their memory),
+    /// and its head is applied to them. A drift series thus runs the base's trunk once, and every
+    /// result comes through the same arithmetic whether or not a store is kept.
     static func compareInBlocks(_ data: PreparedData, after: LoadedPolicy, before: LoadedPolicy, resizedVocabulary: Bool,
                                 scorer: LogProbScorer, store: StageStore?, progress: ScoringProgress?) throws
         -> (comparisons: [ResponseComparison], warnings: [String]) {
         let n = data.sequences.count
-        let blockSize = StageStore.blockSize
-        let blocks = stride(from: 0, to: n, by: blockSize).map { $0..<min($0 + blockSize, n) }
+        let blocks = StageStore.blocks(of: n, size: StageStore.blockSize)
         var entries: (after: ScoreStore.Entry, before: ScoreStore.Entry, kl: ScoreStore.Entry)? = nil
+        var hiddenEntry: ScoreStore.Entry? = nil
         if let store {
             let afterDigests = try StageStore.digests(after), beforeDigests = try StageStore.digests(before)
             func key(_ digests: [String], _ kind: ScoreStore.Kind) -> ScoreStore.Key {
                 ScoreStore.Key(checkpointSHA256s: digests, dataSHA256: data.sequencesSHA256, convention: data.convention, kind: kind)
             }
             entries = (
-                try store.store.entry(key(afterDigests, .logprobs), sampleCount: n, blockSize: blockSize, schema: .logprobs),
-                try store.store.entry(key(beforeDigests, .logprobs), sampleCount: n, blockSize: blockSize, schema: .logprobs),
+                try store.store.entry(key(afterDigests, .logprobs), sampleCount: n, blockSize: StageStore.blockSize, schema: .logprobs),
+                try store.store.entry(key(beforeDigests, .logprobs), sampleCount: n, blockSize: StageStore.blockSize, schema: .logprobs),
                 try store.store.entry(key(afterDigests, .kl(base: ScoreStore.Key.combinedSHA256(beforeDigests))), sampleCount: n,
-                                      blockSize: blockSize, schema: .kl(addedRowMass: resizedVocabulary)))
+                                      blockSize: StageStore.blockSize, schema: .kl(addedRowMass: resizedVocabulary)))
+            hiddenEntry = try store.store.entry(key(beforeDigests, .finalHidden), sampleCount: n, blockSize: StageStore.hiddenBlockSize,
+                                                schema: .finalHidden(width: before.model.config.finalHiddenSize))
         }
         let missing = entries.map { Set($0.after.missingBlocks() + $0.before.missingBlocks() + $0.kl.missingBlocks()) }
+        let missingHidden = Set(hiddenEntry?.missingBlocks() ?? [])
+        /// The base's hidden states of one sub-block, from the store or computed (and committed).
+        func baseHidden(_ sub: Range<Int>) throws -> [[Float]] {
+            if let hiddenEntry, !missingHidden.contains(sub) {
+                let rows = try hiddenEntry.read(block: sub).raggedFloat32("hidden")
+                return (0..<sub.count).map { Array(rows[$0]) }
+            }
+            let states = try scorer.responseHiddenStates(of: Array(data.sequences[sub]), under: before.model)
+            let width = before.model.config.finalHiddenSize
+            try hiddenEntry?.write(block: sub, columns: ScoreStore.Columns(["hidden": .raggedFloat32(try .init(width: width, samples: states))]))
+            return states
+        }
         var comparisons: [ResponseComparison] = []
         comparisons.reserveCapacity(n)
         var tokensBefore = 0
@@ -68,9 +96,15 @@ extension PolicyComparison {
                                                           kl: kl.list(i), addedRowMass: mass?.list(i)))
                 }
             } else {
-                let offset = block.lowerBound, tokenOffset = tokensBefore
-                let results = try scorer.compare(samples, after: after.model, before: before.model, resizedVocabulary: resizedVocabulary,
-                                                 progress: progress.map { update in { done, tokens in update(offset + done, tokenOffset + tokens) } })
+                var results: [ResponseComparison] = []
+                var subTokens = tokensBefore
+                for sub in StageStore.blocks(of: n, size: StageStore.hiddenBlockSize) where block.contains(sub.lowerBound) {
+                    let offset = sub.lowerBound, tokenOffset = subTokens
+                    results += try scorer.compare(Array(data.sequences[sub]), after: after.model, before: before.model,
+                                                  resizedVocabulary: resizedVocabulary, beforeHidden: try baseHidden(sub),
+                                                  progress: progress.map { update in { done, tokens in update(offset + done, tokenOffset + tokens) } })
+                    subTokens += data.sequences[sub].reduce(0) { $0 + $1.tokenCount }
+                }
                 if let entries {
                     try entries.after.write(block: block, columns: ScoreStore.Columns(["logprob": .raggedFloat64(.init(lists: results.map(\.after.tokens)))]))
                     try entries.before.write(block: block, columns: ScoreStore.Columns(["logprob": .raggedFloat64(.init(lists: results.map(\.before.tokens)))]))
@@ -84,7 +118,7 @@ extension PolicyComparison {
             progress?(block.upperBound, tokensBefore)
         }
         let warnings = entries.map { ($0.after.warnings + $0.before.warnings + $0.kl.warnings).map { "score store: \($0)" } } ?? []
-        return (comparisons, warnings)
+        return (comparisons, warnings + (hiddenEntry?.warnings ?? []).map { "score store: \($0)" })
     }
 }
 
@@ -94,7 +128,7 @@ extension StageStore {
     static func rewards(of sequences: [ScoringSample], under model: any TransformerModel, checkpointPath: String, store: StageStore?,
                         convention: String, scorer: LogProbScorer, progress: ScoringProgress?) throws -> [[Double]] {
         let n = sequences.count, labels = model.config.labelCount
-        let blocks = stride(from: 0, to: n, by: blockSize).map { $0..<min($0 + blockSize, n) }
+        let blocks = blocks(of: n, size: blockSize)
         let entry = try store.map { store in
             try store.store.entry(ScoreStore.Key(checkpointSHA256s: [try SHA256.hex(ofFile: checkpointPath)], dataSHA256: PreparedData.digest(sequences),
                                                  convention: convention, kind: .reward),
@@ -128,7 +162,7 @@ extension StageStore {
     static func pooledHiddenStates(_ data: PreparedData, under policy: LoadedPolicy, scorer: LogProbScorer, store: StageStore?,
                                    progress: ScoringProgress?) throws -> (prompts: [[Double]], responses: [[Double]]) {
         let n = data.sequences.count, width = policy.model.config.finalHiddenSize
-        let blocks = stride(from: 0, to: n, by: blockSize).map { $0..<min($0 + blockSize, n) }
+        let blocks = blocks(of: n, size: blockSize)
         let entry = try store.map { store in
             try store.store.entry(ScoreStore.Key(checkpointSHA256s: try digests(policy), dataSHA256: data.sequencesSHA256,
                                                  convention: data.convention, kind: .pooledHidden),
