@@ -52,6 +52,7 @@ extension AnalysisReport {
                          "summary": .string(input.summary)])
             }),
             "outputs": strings(outputs),
+            "blas": BLASRuntime.manifestObject(),
         ])
     }
 

@@ -219,6 +219,7 @@ public enum DriftReport {
                 .object(["role": .string(input.role), "path": .string(input.path), "sha256": .string(input.sha256), "summary": .string(input.summary)])
             }),
             "outputs": AnalysisReport.strings(outputs),
+            "blas": BLASRuntime.manifestObject(),
         ])
     }
 }

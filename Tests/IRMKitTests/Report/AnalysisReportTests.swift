@@ -304,7 +304,9 @@ final class AnalysisReportTests: XCTestCase {
     func testManifestRecordsInputsWithoutTimestamps() throws {
         let result = try Self.makeResult()
         let manifest = try JSONValue.parse(try Self.text(try AnalysisReport.files(for: result), "manifest.json"), source: "manifest.json")
-        XCTAssertEqual(Set(manifest.objectValue?.keys.map { $0 } ?? []), ["tool", "version", "options", "inputs", "outputs"])
+        XCTAssertEqual(Set(manifest.objectValue?.keys.map { $0 } ?? []), ["tool", "version", "options", "inputs", "outputs", "blas"])
+        XCTAssertEqual(manifest["blas"]?["kernel"]?.stringValue, BLASRuntime.corename)
+        XCTAssertNotNil(manifest["blas"]?["threads"])
         XCTAssertEqual(manifest["tool"]?.stringValue, "irm")
         XCTAssertEqual(manifest["version"]?.stringValue, IRMVersion.string)
         XCTAssertEqual(manifest["options"]?["beta"]?.stringValue, "0.1")

@@ -21,8 +21,9 @@ enum CommandRunner {
         return direct
     }
 
-    static func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
-        try launch(executable, arguments)
+    /// `environment` entries are added to (or, with nil, removed from) this process's environment.
+    static func run(_ arguments: [String], environment: [String: String?] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+        try launch(executable, arguments, environment: environment)
     }
 
     /// Runs a shell script (for pipes into `irm`, such as `--data -`).
@@ -30,10 +31,15 @@ enum CommandRunner {
         try launch(URL(fileURLWithPath: "/bin/sh"), [scriptPath])
     }
 
-    private static func launch(_ program: URL, _ arguments: [String]) throws -> Result {
+    private static func launch(_ program: URL, _ arguments: [String], environment: [String: String?] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = program
         process.arguments = arguments
+        if !environment.isEmpty {
+            var merged = ProcessInfo.processInfo.environment
+            for (key, value) in environment { merged[key] = value }
+            process.environment = merged
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
