@@ -76,8 +76,11 @@ public final class Checkpoint {
             throw fail("/", "unknown kind \"\(kindName)\"; expected \"policy\" or \"reward-model\"")
         }
 
+        let tensorGroup = try root.group(CheckpointFormat.tensorsGroup)
+        let tensorNames = try tensorGroup.childNames()
         let configText = try root.dataset(CheckpointFormat.configDataset).readString()
-        let config = try ModelConfig(json: try JSONValue.parse(configText, source: "\(path): /config"), source: "\(path): /config")
+        let config = try ModelConfig(json: try JSONValue.parse(configText, source: "\(path): /config"), source: "\(path): /config",
+                                     tensorCount: tensorNames.count)
         guard config.architecture == architecture else {
             throw fail("/config", "model_type \"\(config.architecture.rawValue)\" disagrees with the root attribute architecture = \"\(architecture.rawValue)\"")
         }
@@ -101,9 +104,8 @@ public final class Checkpoint {
             provenance.adapterConfig = try group.attribute(Provenance.adapterConfigAttribute)?.stringValue
         }
 
-        let tensorGroup = try root.group(CheckpointFormat.tensorsGroup)
         var tensors: [TensorInfo] = []
-        for name in try tensorGroup.childNames() {
+        for name in tensorNames {
             let dataset = try tensorGroup.dataset(name)
             guard let dtype = TensorDType(dataset.info.elementType) else {
                 throw fail("/tensors/\(name)", "expected f32, f16 or bf16 (uint16 with attribute dtype = \"bfloat16\") values, found \(dataset.info.elementType)")

@@ -55,7 +55,9 @@ public enum HuggingFaceImporter {
         }
         let configData = try readFile(configURL, what: "the model configuration")
         let configJSON = try JSONValue.parse(configData, source: configURL.path)
-        let config = try ModelConfig(json: configJSON, source: configURL.path)
+        // The weights' headers first: their tensor count bounds the config's layer count.
+        let shards = try weightFiles(in: dir)
+        let config = try ModelConfig(json: configJSON, source: configURL.path, tensorCount: shards.reduce(0) { $0 + $1.entries.count })
         guard let configText = String(data: configData, encoding: .utf8) else {
             throw IRMError("\(configURL.path): expected UTF-8 text")
         }
@@ -82,7 +84,6 @@ public enum HuggingFaceImporter {
         }
 
         // Weights.
-        let shards = try weightFiles(in: dir)
         var sources: [String: (file: SafetensorsFile, entry: SafetensorsFile.Entry)] = [:]
         var dropped: [String] = []
         var tiedHeadCandidate = false
