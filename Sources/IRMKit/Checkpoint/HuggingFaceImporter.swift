@@ -39,6 +39,9 @@ public enum HuggingFaceImporter {
     static let supportedSourceDTypes: Set<String> = ["F32", "F16", "BF16"]
 
     public static func convert(directory: String, output: String, options: Options = Options()) throws -> Report {
+        if let beta = options.beta, !Provenance.isValidBeta(beta) {
+            throw IRMError("--beta is \(beta); expected \(Provenance.betaRule) (the KL coefficient used in training)")
+        }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw IRMError("\(directory): expected a Hugging Face model directory (config.json, model.safetensors, tokenizer.json), found \(FileManager.default.fileExists(atPath: directory) ? "a file" : "nothing")")

@@ -166,3 +166,72 @@ final class ConfigBoundsTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: scores.path))
     }
 }
+
+/// The provenance β scales every implicit reward; one that is not a finite positive number is an
+/// error, not an absence (issue 14, item 4: a β stored as a string was ignored, and β = 1 used).
+final class ProvenanceBetaTests: XCTestCase {
+    var work: URL!
+
+    override func setUpWithError() throws {
+        work = try Fixtures.temporaryDirectory(for: self)
+    }
+
+    func testABetaThatIsNotAPositiveNumberIsRefusedNamingTheAttribute() throws {
+        let path = work.appendingPathComponent("m.h5").path
+        var options = HuggingFaceImporter.Options()
+        options.beta = 0.1
+        options.trainingStep = 300
+        options.notes = "a DPO run"
+        _ = try HuggingFaceImporter.convert(directory: Fixtures.path("hf/gpt2"), output: path, options: options)
+        XCTAssertEqual(try Checkpoint.open(path: path).provenance.beta, 0.1)
+        let cases: [(String, HDF5AttributeValue, String)] = [
+            (Provenance.betaAttribute, .string("0.1"), #"attribute "beta" is "0.1"; expected a finite number > 0"#),
+            (Provenance.betaAttribute, .double(.nan), #"attribute "beta" is nan; expected a finite number > 0"#),
+            (Provenance.betaAttribute, .double(-.infinity), #"attribute "beta" is -inf; expected a finite number > 0"#),
+            (Provenance.betaAttribute, .int(0), #"attribute "beta" is 0; expected a finite number > 0"#),
+            (Provenance.trainingStepAttribute, .string("300"), #"attribute "training_step" is "300"; expected an integer"#),
+            (Provenance.notesAttribute, .double(1), #"attribute "notes" is 1.0; expected a string"#),
+        ]
+        for (attribute, value, expected) in cases {
+            let original = try Self.replaceProvenanceAttribute(attribute, with: value, in: path)
+            XCTAssertThrowsError(try Checkpoint.open(path: path)) { error in
+                XCTAssertEqual("\(error)", "\(path): /provenance: \(expected)")
+            }
+            if let original { _ = try Self.replaceProvenanceAttribute(attribute, with: original, in: path) }
+        }
+        XCTAssertEqual(try Checkpoint.open(path: path).provenance.beta, 0.1)
+    }
+
+    /// Sets a provenance attribute as another tool could have written it; returns the one replaced.
+    /// The file is closed on return.
+    static func replaceProvenanceAttribute(_ name: String, with value: HDF5AttributeValue, in path: String) throws -> HDF5AttributeValue? {
+        let file = try HDF5File.open(path, mode: .readWrite)
+        let provenance = try file.root().group(CheckpointFormat.provenanceGroup)
+        let original = try provenance.attribute(name)
+        try provenance.setAttribute(name, value)
+        try file.flush()
+        return original
+    }
+
+    func testConvertRefusesABetaThatIsNotAPositiveNumber() throws {
+        let out = work.appendingPathComponent("m.h5")
+        for beta in [Double.nan, .infinity, 0, -0.1] {
+            var options = HuggingFaceImporter.Options()
+            options.beta = beta
+            XCTAssertThrowsError(try HuggingFaceImporter.convert(directory: Fixtures.path("hf/gpt2"), output: out.path, options: options)) { error in
+                XCTAssertEqual("\(error)", "--beta is \(beta); expected a finite number > 0 (the KL coefficient used in training)")
+            }
+            XCTAssertThrowsError(try CheckpointWriter(destination: out, architecture: .gpt2, kind: .policy, configJSON: "{}", tokenizerJSON: "{}",
+                                                      tokenizerConfigJSON: nil, provenance: Provenance(beta: beta))) { error in
+                XCTAssertTrue("\(error)".contains(#"/provenance: attribute "beta" would be \#(beta); expected a finite number > 0"#), "\(error)")
+            }
+        }
+        for argument in ["nan", "inf", "0", "-1"] {
+            let result = try CommandRunner.run(["convert", Fixtures.path("hf/gpt2"), out.path, "--beta=\(argument)"])
+            XCTAssertEqual(result.status, 1, result.stderr)
+            XCTAssertTrue(result.stderr.hasPrefix("irm: error: --beta is ") && result.stderr.hasSuffix("(the KL coefficient used in training)\n")
+                          && result.stderr.filter { $0 == "\n" }.count == 1, result.stderr)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: work.path), [], "no output left behind")
+    }
+}
