@@ -41,7 +41,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Provenance: the training step of this checkpoint.")
     var step: Int?
 
-    @Option(help: "Provenance: the β (KL coefficient) used in training.")
+    @Option(help: "Provenance: the β (KL coefficient) used in training, a finite number > 0.")
     var beta: Double?
 
     @Option(help: "Provenance: free-form notes.")

@@ -76,8 +76,11 @@ public final class Checkpoint {
             throw fail("/", "unknown kind \"\(kindName)\"; expected \"policy\" or \"reward-model\"")
         }
 
+        let tensorGroup = try root.group(CheckpointFormat.tensorsGroup)
+        let tensorNames = try tensorGroup.childNames()
         let configText = try root.dataset(CheckpointFormat.configDataset).readString()
-        let config = try ModelConfig(json: try JSONValue.parse(configText, source: "\(path): /config"), source: "\(path): /config")
+        let config = try ModelConfig(json: try JSONValue.parse(configText, source: "\(path): /config"), source: "\(path): /config",
+                                     tensorCount: tensorNames.count)
         guard config.architecture == architecture else {
             throw fail("/config", "model_type \"\(config.architecture.rawValue)\" disagrees with the root attribute architecture = \"\(architecture.rawValue)\"")
         }
@@ -92,18 +95,25 @@ public final class Checkpoint {
         var provenance = Provenance()
         if root.contains(CheckpointFormat.provenanceGroup) {
             let group = try root.group(CheckpointFormat.provenanceGroup)
-            provenance.sourceModel = try group.attribute(Provenance.sourceModelAttribute)?.stringValue
-            provenance.trainingStep = try group.attribute(Provenance.trainingStepAttribute)?.intValue.map { Int($0) }
-            provenance.beta = try group.attribute(Provenance.betaAttribute)?.doubleValue
-            provenance.notes = try group.attribute(Provenance.notesAttribute)?.stringValue
-            provenance.writtenBy = try group.attribute(Provenance.writtenByAttribute)?.stringValue
-            provenance.adapterSource = try group.attribute(Provenance.adapterSourceAttribute)?.stringValue
-            provenance.adapterConfig = try group.attribute(Provenance.adapterConfigAttribute)?.stringValue
+            // An attribute of another type is an error, not an absence: a β stored as a string
+            // would otherwise leave the analysis at β = 1.
+            func attribute<T>(_ name: String, expected: String, _ typed: (HDF5AttributeValue) -> T?) throws -> T? {
+                guard let value = try group.attribute(name) else { return nil }
+                guard let result = typed(value) else { throw fail("/provenance", "attribute \"\(name)\" is \(value); expected \(expected)") }
+                return result
+            }
+            func text(_ name: String) throws -> String? { try attribute(name, expected: "a string") { $0.stringValue } }
+            provenance.sourceModel = try text(Provenance.sourceModelAttribute)
+            provenance.trainingStep = try attribute(Provenance.trainingStepAttribute, expected: "an integer") { $0.intValue.map { Int($0) } }
+            provenance.beta = try attribute(Provenance.betaAttribute, expected: Provenance.betaRule) { $0.doubleValue.flatMap { Provenance.isValidBeta($0) ? $0 : nil } }
+            provenance.notes = try text(Provenance.notesAttribute)
+            provenance.writtenBy = try text(Provenance.writtenByAttribute)
+            provenance.adapterSource = try text(Provenance.adapterSourceAttribute)
+            provenance.adapterConfig = try text(Provenance.adapterConfigAttribute)
         }
 
-        let tensorGroup = try root.group(CheckpointFormat.tensorsGroup)
         var tensors: [TensorInfo] = []
-        for name in try tensorGroup.childNames() {
+        for name in tensorNames {
             let dataset = try tensorGroup.dataset(name)
             guard let dtype = TensorDType(dataset.info.elementType) else {
                 throw fail("/tensors/\(name)", "expected f32, f16 or bf16 (uint16 with attribute dtype = \"bfloat16\") values, found \(dataset.info.elementType)")

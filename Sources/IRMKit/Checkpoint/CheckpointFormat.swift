@@ -92,6 +92,11 @@ public struct Provenance: Sendable, Equatable, Codable {
 
     public var isEmpty: Bool { self == Provenance() }
 
+    /// What a β must be: the KL coefficient scales every implicit reward, so NaN, infinity, 0 or a
+    /// negative value would silently give rewards that mean nothing (or flip their sign).
+    static let betaRule = "a finite number > 0"
+    static func isValidBeta(_ beta: Double) -> Bool { beta.isFinite && beta > 0 }
+
     enum CodingKeys: String, CodingKey {
         case sourceModel = "source_model", trainingStep = "training_step", beta, notes, writtenBy = "written_by"
         case adapterSource = "adapter_source", adapterConfig = "adapter_config"

@@ -105,12 +105,9 @@ public struct CheckpointInspection: Sendable, Codable {
         if checkValues {
             var found: [NonFinite] = []
             for info in checkpoint.tensors {
-                let values = try checkpoint.loadTensor(info.name).values
-                var nan = 0, infinite = 0
-                for v in values where !v.isFinite {
-                    if v.isNaN { nan += 1 } else { infinite += 1 }
+                if let (nan, infinite) = FiniteValues.count(try checkpoint.loadTensor(info.name).values) {
+                    found.append(NonFinite(name: info.name, nan: nan, infinite: infinite))
                 }
-                if nan + infinite > 0 { found.append(NonFinite(name: info.name, nan: nan, infinite: infinite)) }
             }
             nonFinite = found
         } else {

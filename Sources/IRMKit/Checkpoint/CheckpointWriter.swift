@@ -15,6 +15,9 @@ public final class CheckpointWriter {
     public init(destination: URL, architecture: Architecture, kind: CheckpointKind, configJSON: String,
                 tokenizerJSON: String, tokenizerConfigJSON: String?, chatTemplate: String? = nil, provenance: Provenance) throws {
         try AtomicOutput.checkWritable(destination)
+        if let beta = provenance.beta, !Provenance.isValidBeta(beta) {
+            throw IRMError("\(destination.path): /provenance: attribute \"beta\" would be \(beta); expected \(Provenance.betaRule)")
+        }
         self.destination = destination
         self.temporary = AtomicOutput.temporaryURL(beside: destination)
         do {

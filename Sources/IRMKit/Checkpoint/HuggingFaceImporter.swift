@@ -39,6 +39,9 @@ public enum HuggingFaceImporter {
     static let supportedSourceDTypes: Set<String> = ["F32", "F16", "BF16"]
 
     public static func convert(directory: String, output: String, options: Options = Options()) throws -> Report {
+        if let beta = options.beta, !Provenance.isValidBeta(beta) {
+            throw IRMError("--beta is \(beta); expected \(Provenance.betaRule) (the KL coefficient used in training)")
+        }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw IRMError("\(directory): expected a Hugging Face model directory (config.json, model.safetensors, tokenizer.json), found \(FileManager.default.fileExists(atPath: directory) ? "a file" : "nothing")")
@@ -55,7 +58,9 @@ public enum HuggingFaceImporter {
         }
         let configData = try readFile(configURL, what: "the model configuration")
         let configJSON = try JSONValue.parse(configData, source: configURL.path)
-        let config = try ModelConfig(json: configJSON, source: configURL.path)
+        // The weights' headers first: their tensor count bounds the config's layer count.
+        let shards = try weightFiles(in: dir)
+        let config = try ModelConfig(json: configJSON, source: configURL.path, tensorCount: shards.reduce(0) { $0 + $1.entries.count })
         guard let configText = String(data: configData, encoding: .utf8) else {
             throw IRMError("\(configURL.path): expected UTF-8 text")
         }
@@ -82,7 +87,6 @@ public enum HuggingFaceImporter {
         }
 
         // Weights.
-        let shards = try weightFiles(in: dir)
         var sources: [String: (file: SafetensorsFile, entry: SafetensorsFile.Entry)] = [:]
         var dropped: [String] = []
         var tiedHeadCandidate = false

@@ -65,11 +65,14 @@ public struct ModelConfig: Sendable, Equatable {
     public var json: JSONValue
 
     /// Parses a Hugging Face-style config object. `source` names the file for messages.
-    public init(json: JSONValue, source: String) throws {
+    /// `tensorCount`, the number of tensors the weights beside it hold, bounds the layer count
+    /// before anything is allocated per layer (every layer has a tensor of its own); nil where no
+    /// weights are at hand.
+    public init(json: JSONValue, source: String, tensorCount: Int? = nil) throws {
         guard let object = json.objectValue else {
             throw IRMError("\(source): expected a JSON object for the model configuration, found \(json.brief)")
         }
-        let reader = ConfigReader(object: object, source: source)
+        let reader = ConfigReader(object: object, source: source, layerLimit: tensorCount)
         guard let modelType = object["model_type"]?.stringValue else {
             throw IRMError("\(source): the configuration has no \"model_type\"; expected one of \(Architecture.supportedList)")
         }
@@ -78,26 +81,57 @@ public struct ModelConfig: Sendable, Equatable {
         }
         self.architecture = architecture
         self.json = json
-        bosTokenID = try reader.optionalInt("bos_token_id")
-        eosTokenID = try reader.optionalInt("eos_token_id")
-        padTokenID = try reader.optionalInt("pad_token_id")
-        if let labels = try reader.optionalInt("num_labels") {
+        bosTokenID = try reader.tokenID("bos_token_id")
+        eosTokenID = try reader.tokenID("eos_token_id")
+        padTokenID = try reader.tokenID("pad_token_id")
+        if let labels = try reader.optionalSize("num_labels") {
             labelCount = labels
         } else if let id2label = object["id2label"]?.objectValue {
             labelCount = id2label.count
         }
         try architecture.definition.readConfig(reader, modelType: modelType, into: &self)
         if finalHiddenSize == 0 { finalHiddenSize = hiddenSize }
-        for (name, value) in [("vocab size", vocabSize), ("hidden size", hiddenSize), ("layer count", layerCount),
-                              ("intermediate size", intermediateSize), ("max positions", maxPositions), ("head dim", headDim),
-                              ("head count", headCount), ("key/value head count", kvHeadCount), ("final hidden size", finalHiddenSize)]
-        where value <= 0 {
-            throw IRMError("\(source): the \(name) must be positive, found \(value)")
-        }
-        if labelCount <= 0 { throw IRMError("\(source): num_labels must be positive, found \(labelCount)") }
         if layerSlidingWindows.isEmpty { layerSlidingWindows = Array(repeating: nil, count: layerCount) }
-        if let cap = finalLogitSoftCap, !(cap > 0) {
-            throw IRMError("\(source): final_logit_softcapping must be positive, found \(cap)")
+        try checkBounds(source: source)
+    }
+
+    /// The bounds every configuration meets, whichever family read it and from which keys: what
+    /// the tensor table and the kernels rely on. The families read each key through `ConfigReader`,
+    /// whose bounded readers name the key; this step also covers the values a family derives
+    /// (`4 × n_embd`, `heads × head_dim`, the rotary width), so that no size computed later
+    /// overflows and no kernel writes past a buffer.
+    private func checkBounds(source: String) throws {
+        let limit = ConfigReader.sizeLimit
+        for (name, value) in [("vocabulary size", vocabSize), ("hidden size", hiddenSize), ("layer count", layerCount),
+                              ("intermediate size", intermediateSize), ("max positions", maxPositions), ("head dim", headDim),
+                              ("head count", headCount), ("key/value head count", kvHeadCount), ("final hidden size", finalHiddenSize),
+                              ("label count (num_labels)", labelCount)]
+        where !(1...limit).contains(value) {
+            throw IRMError("\(source): the \(name) is \(value); expected a whole number from 1 to \(limit)")
+        }
+        for (name, heads) in [("query", headCount), ("key/value", kvHeadCount)] {
+            let (width, overflow) = heads.multipliedReportingOverflow(by: headDim)
+            guard !overflow, width <= limit else {
+                throw IRMError("\(source): the \(name) width (\(heads) heads × head dim \(headDim)) exceeds \(limit)")
+            }
+        }
+        guard rotaryDim >= 0, rotaryDim <= headDim, rotaryDim % 2 == 0 else {
+            throw IRMError("\(source): the rotary width is \(rotaryDim); expected an even number from 0 to the head dim \(headDim)")
+        }
+        guard normEpsilon.isFinite, normEpsilon > 0 else {
+            throw IRMError("\(source): the norm epsilon is \(normEpsilon); expected a finite number > 0")
+        }
+        if rotaryDim > 0, !(ropeTheta.isFinite && ropeTheta > 0) {
+            throw IRMError("\(source): the RoPE base θ is \(ropeTheta); expected a finite number > 0")
+        }
+        guard layerSlidingWindows.count == layerCount, layerSlidingWindows.allSatisfy({ ($0 ?? 1) >= 1 }) else {
+            throw IRMError("\(source): expected one sliding window (or none) per layer, each of at least one position")
+        }
+        if let cap = finalLogitSoftCap, !(cap.isFinite && cap > 0) {
+            throw IRMError("\(source): final_logit_softcapping is \(cap); expected a finite number > 0, or null")
+        }
+        guard scoringContext <= limit else {
+            throw IRMError("\(source): the context (\(scoringContext) positions) exceeds \(limit)")
         }
     }
 
@@ -106,58 +140,142 @@ public struct ModelConfig: Sendable, Equatable {
     public var kvDim: Int { kvHeadCount * headDim }
 }
 
-/// Typed access to config keys, with messages that name the file and the key.
+/// Typed access to config keys, with messages that name the file and the key and say what is
+/// allowed. Every number of a checkpoint's config comes through one of the bounded readers
+/// (`size`, `layerCount`, `positiveNumber`, `fraction`, `tokenID`): the file is untrusted, and
+/// a size that overflows later arithmetic, or a rotary width past the head, would crash irm or
+/// corrupt its memory instead of failing with a message.
 struct ConfigReader {
     let object: [String: JSONValue]
     let source: String
+    /// The most layers the configuration may declare: the number of tensors in the weights (each
+    /// layer has at least one). nil where no weights are at hand.
+    var layerLimit: Int? = nil
+    /// Written before key names in messages: `rope_parameters.` for that object's entries.
+    var keyPrefix = ""
 
-    func int(_ key: String) throws -> Int {
-        guard let value = object[key], !value.isNull else {
-            throw IRMError("\(source): missing required key \"\(key)\" (an integer)")
-        }
-        guard let int = value.intValue else {
-            throw IRMError("\(source): \"\(key)\" should be an integer, found \(value.brief)")
-        }
-        return int
+    /// The largest size irm takes: BLAS takes 32-bit dimensions, and positions and token ids are
+    /// `Int32`.
+    static let sizeLimit = Int(Int32.max)
+
+    /// The reader of the object under `key`, whose messages name its entries `key.entry`.
+    func nested(_ key: String, _ entries: [String: JSONValue]) -> ConfigReader {
+        ConfigReader(object: entries, source: source, layerLimit: layerLimit, keyPrefix: "\(keyPrefix)\(key).")
     }
 
-    func optionalInt(_ key: String) throws -> Int? {
+    /// The key as messages quote it.
+    func quoted(_ key: String) -> String { "\"\(keyPrefix)\(key)\"" }
+
+    /// `FILE: "key" is VALUE; expected WHAT`.
+    func refusal(_ key: String, _ value: JSONValue, expected: String) -> IRMError {
+        IRMError("\(source): \(quoted(key)) is \(value.brief); expected \(expected)")
+    }
+
+    private func value(_ key: String) -> JSONValue? {
         guard let value = object[key], !value.isNull else { return nil }
-        // Some configs give eos_token_id as a list; the first entry is the primary one.
+        return value
+    }
+
+    private func missing(_ key: String, _ expected: String) -> IRMError {
+        IRMError("\(source): missing required key \(quoted(key)) (\(expected))")
+    }
+
+    /// A whole number, also one written as a JSON float with an integral value; nil when absent.
+    /// A list (some configs give eos_token_id so) is read as its first entry.
+    func optionalInt(_ key: String) throws -> Int? {
+        guard let value = value(key) else { return nil }
         if let list = value.arrayValue, let first = list.first?.intValue { return first }
-        guard let int = value.intValue else {
-            throw IRMError("\(source): \"\(key)\" should be an integer, found \(value.brief)")
+        guard let int = value.intValue else { throw refusal(key, value, expected: "an integer") }
+        return int
+    }
+
+    /// A size: a whole number from 1 to `sizeLimit` (1e300 or 2^62 written as a float are refused
+    /// here, before any conversion could trap).
+    func size(_ key: String) throws -> Int {
+        guard let size = try optionalSize(key) else { throw missing(key, "a whole number from 1 to \(Self.sizeLimit)") }
+        return size
+    }
+
+    func optionalSize(_ key: String) throws -> Int? {
+        guard let value = value(key) else { return nil }
+        guard let int = value.intValue, (1...Self.sizeLimit).contains(int) else {
+            throw refusal(key, value, expected: "a whole number from 1 to \(Self.sizeLimit)")
         }
         return int
     }
 
-    func double(_ key: String, default fallback: Double) throws -> Double {
-        guard let value = object[key], !value.isNull else { return fallback }
-        guard let double = value.doubleValue else {
-            throw IRMError("\(source): \"\(key)\" should be a number, found \(value.brief)")
+    /// A layer count: a size, and at most `layerLimit`, so that nothing is allocated per layer for
+    /// layers the weights cannot hold.
+    func layerCount(_ key: String) throws -> Int {
+        let count = try size(key)
+        if let layerLimit, count > layerLimit {
+            throw IRMError("\(source): \(quoted(key)) is \(count); expected at most \(layerLimit), the number of tensors the weights hold (every layer has its own)")
         }
-        return double
+        return count
+    }
+
+    /// A token id: an integer that fits `Int32`, as token ids are stored (negative ids, which
+    /// some configs use for "none", are kept).
+    func tokenID(_ key: String) throws -> Int? {
+        guard let id = try optionalInt(key) else { return nil }
+        guard let narrow = Int32(exactly: id) else {
+            throw IRMError("\(source): \(quoted(key)) is \(id); expected a token id from \(Int32.min) to \(Int32.max)")
+        }
+        return Int(narrow)
+    }
+
+    /// A finite number > 0 (epsilons, bases, scales); `fallback` when absent.
+    func positiveNumber(_ key: String, default fallback: Double) throws -> Double {
+        try optionalPositiveNumber(key) ?? fallback
+    }
+
+    func optionalPositiveNumber(_ key: String, expected: String = "a finite number > 0") throws -> Double? {
+        guard let value = value(key) else { return nil }
+        guard let number = value.doubleValue, number.isFinite, number > 0 else {
+            throw refusal(key, value, expected: expected)
+        }
+        return number
+    }
+
+    /// A soft cap `c` (scores become `c·tanh(s/c)`): a finite number > 0, `fallback` when absent,
+    /// nil (no cap) when null.
+    func softCap(_ key: String, default fallback: Double) throws -> Double? {
+        if let value = object[key], value.isNull { return nil }
+        return try optionalPositiveNumber(key, expected: "a finite number > 0, or null for no cap") ?? fallback
+    }
+
+    /// A fraction in (0, 1]; nil when absent.
+    func fraction(_ key: String) throws -> Double? {
+        guard let value = value(key) else { return nil }
+        guard let number = value.doubleValue, number > 0, number <= 1 else {
+            throw refusal(key, value, expected: "a number in (0, 1]")
+        }
+        return number
     }
 
     func bool(_ key: String, default fallback: Bool) throws -> Bool {
-        guard let value = object[key], !value.isNull else { return fallback }
-        guard let bool = value.boolValue else {
-            throw IRMError("\(source): \"\(key)\" should be true or false, found \(value.brief)")
-        }
+        guard let value = value(key) else { return fallback }
+        guard let bool = value.boolValue else { throw refusal(key, value, expected: "true or false") }
         return bool
     }
 
     func string(_ key: String, default fallback: String) throws -> String {
-        guard let value = object[key], !value.isNull else { return fallback }
-        guard let string = value.stringValue else {
-            throw IRMError("\(source): \"\(key)\" should be a string, found \(value.brief)")
-        }
+        guard let value = value(key) else { return fallback }
+        guard let string = value.stringValue else { throw refusal(key, value, expected: "a string") }
         return string
     }
 
+    /// The object under `key`; nil when absent.
+    func optionalObject(_ key: String) throws -> [String: JSONValue]? {
+        guard let value = value(key) else { return nil }
+        guard let object = value.objectValue else { throw refusal(key, value, expected: "an object") }
+        return object
+    }
+
     struct Rope {
-        var theta: Double?
-        var partialRotaryFactor: Double?
+        /// θ and the fraction of the head that rotates, with the keys (as messages quote them) they came from.
+        var theta: (key: String, value: Double)?
+        var fraction: (key: String, value: Double)?
         /// The object that holds the scaling type and its parameters, and its key.
         var scalingParameters: (key: String, values: [String: JSONValue])?
 
@@ -169,26 +287,26 @@ struct ConfigReader {
         }
     }
 
-    /// Reads RoPE settings from either `rope_parameters` (transformers 5) or the older
-    /// `rope_theta` + `rope_scaling` keys.
-    func rope(defaultTheta: Double) throws -> Rope {
+    /// Reads RoPE settings from either `rope_parameters` (transformers 5) or the older top-level
+    /// keys: θ from the first of `thetaKeys`, the rotary fraction from the first of
+    /// `fractionKeys`, each looked up in `rope_parameters` first, and the scaling from
+    /// `rope_parameters` or `rope_scaling`.
+    func rope(thetaKeys: [String] = ["rope_theta"], fractionKeys: [String] = ["partial_rotary_factor"]) throws -> Rope {
         var rope = Rope()
-        if let parameters = object["rope_parameters"], !parameters.isNull {
-            guard let dict = parameters.objectValue else {
-                throw IRMError("\(source): \"rope_parameters\" should be an object, found \(parameters.brief)")
-            }
-            rope.theta = dict["rope_theta"]?.doubleValue
-            rope.partialRotaryFactor = dict["partial_rotary_factor"]?.doubleValue
-            if dict["rope_type"] != nil || dict["type"] != nil { rope.scalingParameters = ("rope_parameters", dict) }
+        var readers = [self]
+        if let parameters = try optionalObject("rope_parameters") {
+            readers.insert(nested("rope_parameters", parameters), at: 0)
+            if parameters["rope_type"] != nil || parameters["type"] != nil { rope.scalingParameters = ("rope_parameters", parameters) }
         }
-        if rope.theta == nil, let theta = object["rope_theta"]?.doubleValue { rope.theta = theta }
-        if rope.partialRotaryFactor == nil, let factor = object["partial_rotary_factor"]?.doubleValue {
-            rope.partialRotaryFactor = factor
-        }
-        if rope.scalingParameters == nil, let value = object["rope_scaling"], !value.isNull {
-            guard let scaling = value.objectValue else {
-                throw IRMError("\(source): \"rope_scaling\" should be an object, found \(value.brief)")
+        for reader in readers {
+            for key in thetaKeys where rope.theta == nil {
+                if let theta = try reader.optionalPositiveNumber(key) { rope.theta = (reader.quoted(key), theta) }
             }
+            for key in fractionKeys where rope.fraction == nil {
+                if let fraction = try reader.fraction(key) { rope.fraction = (reader.quoted(key), fraction) }
+            }
+        }
+        if rope.scalingParameters == nil, let scaling = try optionalObject("rope_scaling") {
             rope.scalingParameters = ("rope_scaling", scaling)
         }
         return rope
@@ -203,34 +321,48 @@ extension ConfigReader {
     /// `max_position_embeddings`, `intermediate_size` and `head_dim` (default: `defaultHeadDim`,
     /// else hidden / heads).
     func readDecoderSizes(into config: inout ModelConfig, defaultHeadDim: Int? = nil) throws {
-        config.vocabSize = try int("vocab_size")
-        config.hiddenSize = try int("hidden_size")
-        config.layerCount = try int("num_hidden_layers")
-        config.headCount = try int("num_attention_heads")
-        config.kvHeadCount = try optionalInt("num_key_value_heads") ?? config.headCount
-        config.maxPositions = try int("max_position_embeddings")
-        config.intermediateSize = try int("intermediate_size")
-        guard config.headCount > 0, config.kvHeadCount > 0, config.headCount % config.kvHeadCount == 0 else {
-            throw IRMError("\(source): num_attention_heads (\(config.headCount)) must be a positive multiple of num_key_value_heads (\(config.kvHeadCount))")
+        config.vocabSize = try size("vocab_size")
+        config.hiddenSize = try size("hidden_size")
+        config.layerCount = try layerCount("num_hidden_layers")
+        config.headCount = try size("num_attention_heads")
+        config.kvHeadCount = try optionalSize("num_key_value_heads") ?? config.headCount
+        config.maxPositions = try size("max_position_embeddings")
+        config.intermediateSize = try size("intermediate_size")
+        guard config.headCount % config.kvHeadCount == 0 else {
+            throw IRMError("\(source): \(quoted("num_attention_heads")) (\(config.headCount)) must be a multiple of \(quoted("num_key_value_heads")) (\(config.kvHeadCount))")
         }
-        if let explicit = try optionalInt("head_dim") ?? defaultHeadDim {
+        if let explicit = try optionalSize("head_dim") ?? defaultHeadDim {
             config.headDim = explicit
-        } else {
-            guard config.hiddenSize % config.headCount == 0 else {
-                throw IRMError("\(source): hidden_size (\(config.hiddenSize)) is not a multiple of num_attention_heads (\(config.headCount)) and no head_dim is given")
+            let (width, overflow) = config.headCount.multipliedReportingOverflow(by: explicit)
+            guard !overflow, width <= Self.sizeLimit else {
+                throw IRMError("\(source): \(quoted("num_attention_heads")) × \(quoted("head_dim")) (\(config.headCount) × \(explicit)) exceeds \(Self.sizeLimit)")
             }
-            config.headDim = config.hiddenSize / config.headCount
+        } else {
+            try readHeadDim(into: &config, hiddenKey: "hidden_size", headsKey: "num_attention_heads", explicitKey: "head_dim")
         }
     }
 
-    /// RoPE over the whole head (or `partial_rotary_factor` of it where `allowsPartial`):
-    /// `rope_theta` (default `defaultTheta`) and the scaling, from either spelling.
+    /// `head_dim = hidden / heads` for the families without a `head_dim` key of their own (the
+    /// sizes already read); the heads must divide the hidden size.
+    func readHeadDim(into config: inout ModelConfig, hiddenKey: String, headsKey: String, explicitKey: String? = nil) throws {
+        guard config.hiddenSize % config.headCount == 0 else {
+            let hint = explicitKey.map { " and no \(quoted($0)) is given" } ?? ""
+            throw IRMError("\(source): \(quoted(hiddenKey)) (\(config.hiddenSize)) is not a multiple of \(quoted(headsKey)) (\(config.headCount))\(hint)")
+        }
+        config.headDim = config.hiddenSize / config.headCount
+    }
+
+    /// RoPE over the whole head, or over a fraction of it where `allowsPartial`: θ (default
+    /// `defaultTheta`) from the first of `thetaKeys`, the fraction (default `defaultFraction`) from
+    /// the first of `fractionKeys` (see `rope`), and the scaling. The rotary width is
+    /// `floor(head_dim × fraction)`, as transformers takes it, and must be even.
     /// `originalOverride` replaces the scaling object's `original_max_position_embeddings` (Phi-3
     /// reads its top-level key, default 4096, whatever the object says); `typeAliases` renames
     /// scaling types (Phi-3's legacy `su` and `yarn` mean `longrope`).
     func readRotary(into config: inout ModelConfig, defaultTheta: Double, allowsPartial: Bool, family: String,
+                    thetaKeys: [String] = ["rope_theta"], fractionKeys: [String] = ["partial_rotary_factor"], defaultFraction: Double = 1,
                     originalOverride: Int? = nil, typeAliases: [String: String] = [:]) throws {
-        var rope = try rope(defaultTheta: defaultTheta)
+        var rope = try rope(thetaKeys: thetaKeys, fractionKeys: fractionKeys)
         if let (key, stored) = rope.scalingParameters {
             var values = stored
             for typeKey in ["rope_type", "type"] {
@@ -238,22 +370,16 @@ extension ConfigReader {
             }
             rope.scalingParameters = (key, values)
         }
-        config.ropeTheta = rope.theta ?? defaultTheta
-        guard config.ropeTheta > 0, config.ropeTheta.isFinite else {
-            throw IRMError("\(source): rope_theta must be a positive number, found \(config.ropeTheta)")
-        }
-        config.rotaryDim = config.headDim
-        if let factor = rope.partialRotaryFactor {
-            guard factor > 0, factor <= 1 else {
-                throw IRMError("\(source): partial_rotary_factor must be in (0, 1], found \(factor)")
-            }
-            config.rotaryDim = Int(Double(config.headDim) * factor)
-            guard allowsPartial || config.rotaryDim == config.headDim else {
-                throw IRMError("\(source): partial rotary embeddings (\(config.rotaryDim) of \(config.headDim) dimensions, partial_rotary_factor) are not supported for \(family)")
-            }
+        config.ropeTheta = rope.theta?.value ?? defaultTheta
+        let fraction = rope.fraction?.value ?? defaultFraction
+        config.rotaryDim = Int(Double(config.headDim) * fraction)
+        let fractionKey = rope.fraction?.key ?? "the default fraction \(defaultFraction)"
+        guard allowsPartial || config.rotaryDim == config.headDim else {
+            throw IRMError("\(source): partial rotary embeddings (\(config.rotaryDim) of \(config.headDim) dimensions, \(fractionKey)) are not supported for \(family)")
         }
         guard config.rotaryDim % 2 == 0 else {
-            throw IRMError("\(source): the rotary width must be even, found \(config.rotaryDim) of \(config.headDim) dimensions")
+            let origin = fraction == 1 ? "the whole head" : "\(fractionKey) \(fraction) of the head"
+            throw IRMError("\(source): the rotary width must be even, found \(config.rotaryDim) of \(config.headDim) dimensions (\(origin))")
         }
         config.ropeScaling = try rope.scaling(source: source, maxPositions: config.maxPositions, rotaryDim: config.rotaryDim,
                                               originalOverride: originalOverride)
@@ -268,11 +394,15 @@ extension ConfigReader {
         return name
     }
 
+    /// `sliding_window` on every layer (nil when absent).
+    func uniformSlidingWindows(layerCount: Int) throws -> [Int?] {
+        Array(repeating: try optionalSize("sliding_window"), count: layerCount)
+    }
+
     /// The window of each layer: `window` on the layers that `layer_types` marks
     /// `sliding_attention`, or, without that key, on those `defaultSliding` picks.
     func slidingWindows(window: Int?, layerCount: Int, defaultSliding: (Int) -> Bool) throws -> [Int?] {
         guard let window else { return Array(repeating: nil, count: layerCount) }
-        guard window > 0 else { throw IRMError("\(source): sliding_window must be positive, found \(window)") }
         if let value = object["layer_types"], !value.isNull {
             guard let types = value.arrayValue, types.count == layerCount else {
                 throw IRMError("\(source): layer_types should list \(layerCount) entries (num_hidden_layers), found \(value.brief)")

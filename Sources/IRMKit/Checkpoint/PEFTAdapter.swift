@@ -304,7 +304,7 @@ public struct LoRAAdapter: Sendable {
                     throw IRMError("\(weights): tensors \(existing.key) and \(key) both replace \(path)")
                 }
                 let values = try file.floatValues(of: entry)
-                try checkFinite(values, shape: entry.shape, file: weights, key: key)
+                try FiniteValues.require(values, shape: entry.shape, location: "\(weights): tensor \(key)")
                 wholeTensors[path] = WholeTensor(key: key, path: path, shape: entry.shape, values: values, origin: origin)
             }
         }
@@ -332,10 +332,12 @@ public struct LoRAAdapter: Sendable {
                 throw IRMError("\(weights): tensor \(prefix)\(module).lora_B.bias: missing, though adapter_config.json sets lora_bias = true")
             }
             let valuesA = try file.floatValues(of: a), valuesB = try file.floatValues(of: b)
-            try checkFinite(valuesA, shape: a.shape, file: weights, key: a.name)
-            try checkFinite(valuesB, shape: b.shape, file: weights, key: b.name)
+            try FiniteValues.require(valuesA, shape: a.shape, location: "\(weights): tensor \(a.name)")
+            try FiniteValues.require(valuesB, shape: b.shape, location: "\(weights): tensor \(b.name)")
             let biasValues = try half.bias.map { try file.floatValues(of: $0) }
-            if let biasValues, let biasEntry = half.bias { try checkFinite(biasValues, shape: biasEntry.shape, file: weights, key: biasEntry.name) }
+            if let biasValues, let biasEntry = half.bias {
+                try FiniteValues.require(biasValues, shape: biasEntry.shape, location: "\(weights): tensor \(biasEntry.name)")
+            }
             pairs[module] = LowRankPair(modulePath: module, isEmbedding: half.embedding, keyA: a.name, keyB: b.name, shapeA: a.shape, shapeB: b.shape,
                                         a: valuesA, b: valuesB, biasKey: half.bias?.name, bias: biasValues)
         }
@@ -403,17 +405,6 @@ public struct LoRAAdapter: Sendable {
         } catch {
             throw fail(key, "expected a regular expression, found \"\(pattern)\", which does not compile")
         }
-    }
-
-    private static func checkFinite(_ values: [Float], shape: [Int], file: String, key: String) throws {
-        guard let bad = values.firstIndex(where: { !$0.isFinite }) else { return }
-        throw IRMError("\(file): tensor \(key): expected finite values, found \(values[bad]) at \(multiIndex(bad, shape: shape)) (a diverged run?)")
-    }
-
-    static func multiIndex(_ flat: Int, shape: [Int]) -> [Int] {
-        var index: [Int] = [], rest = flat
-        for d in shape.reversed() { index.insert(d > 0 ? rest % d : 0, at: 0); rest = d > 0 ? rest / d : 0 }
-        return index
     }
 
     static func format(_ x: Double) -> String {
@@ -555,7 +546,7 @@ extension LoRAAdapter {
                 case .bf16: BFloat16(single).floatValue
                 }
                 guard stored.isFinite else {
-                    throw IRMError("\(adapter.directory): merged tensor \(name): expected finite values in \(storage.rawValue), found \(sum[i]) at \(LoRAAdapter.multiIndex(i, shape: shape))\(storage == .f16 && sum[i].isFinite ? ", beyond float16's range (±65504)" : "")")
+                    throw IRMError("\(adapter.directory): merged tensor \(name): expected finite values in \(storage.rawValue), found \(sum[i]) at \(FiniteValues.multiIndex(i, shape: shape))\(storage == .f16 && sum[i].isFinite ? ", beyond float16's range (±65504)" : "")")
                 }
                 result[i] = stored
             }

@@ -108,6 +108,9 @@ public struct RopeScaling: Sendable, Equatable {
         case .linear, .dynamic, .llama3: factor = try positive("factor", required: true) ?? 1
         case .yarn, .longrope: factor = try positive("factor", required: false) ?? defaultFactor ?? 1
         }
+        if kind == .dynamic, factor * Double(maxPositions) > Double(ConfigReader.sizeLimit) {
+            throw IRMError("\(here).factor is \(factor); dynamic scaling extends the context to factor × max_position_embeddings (\(maxPositions)), which must stay within \(ConfigReader.sizeLimit) positions")
+        }
         var scaling = RopeScaling(kind: kind, factor: factor, originalMaxPositions: originalMax)
         scaling.maxPositions = maxPositions
         scaling.attentionFactor = try positive("attention_factor", required: false)
@@ -121,8 +124,12 @@ public struct RopeScaling: Sendable, Equatable {
         case .yarn:
             scaling.betaFast = try positive("beta_fast", required: false) ?? 32
             scaling.betaSlow = try positive("beta_slow", required: false) ?? 1
-            scaling.mscale = try number("mscale")
-            scaling.mscaleAllDimensions = try number("mscale_all_dim")
+            // 0 means unset, as in transformers; a negative one would make the attention factor ≤ 0.
+            for (name, field) in [("mscale", \RopeScaling.mscale), ("mscale_all_dim", \RopeScaling.mscaleAllDimensions)] {
+                guard let value = try number(name) else { continue }
+                guard value >= 0 else { throw IRMError("\(here).\(name) should be 0 or more, found \(value)") }
+                scaling[keyPath: field] = value
+            }
             if let value = parameters["truncate"], !value.isNull {
                 guard let flag = value.boolValue else { throw IRMError("\(here).truncate should be true or false, found \(value.brief)") }
                 scaling.truncate = flag

@@ -113,7 +113,8 @@ struct CheckpointWeights {
         return shape
     }
 
-    /// Removes and returns a tensor's values after checking its shape against the declared one.
+    /// Removes and returns a tensor's values after checking its shape against the declared one and
+    /// that every value is finite. Each tensor is taken once, so each is scanned once.
     mutating func take(_ name: String) throws -> [Float] {
         let shape = try shape(name)
         guard let tensor = tensors.removeValue(forKey: name) else {
@@ -122,6 +123,7 @@ struct CheckpointWeights {
         guard tensor.shape == shape, tensor.values.count == shape.reduce(1, *) else {
             throw IRMError("\(source): /tensors/\(name): expected shape \(shape), found \(tensor.shape)")
         }
+        try FiniteValues.require(tensor.values, shape: shape, location: "\(source): /tensors/\(name)")
         return tensor.values
     }
 

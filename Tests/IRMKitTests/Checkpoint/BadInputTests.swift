@@ -179,7 +179,7 @@ final class BadInputTests: XCTestCase {
         let url = wrongType.appendingPathComponent("config.json")
         try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"n_layer\": 2", with: "\"n_layer\": \"two\"")
             .write(to: url, atomically: true, encoding: .utf8)
-        try assertConvertFails(wrongType, ["config.json: \"n_layer\" should be an integer, found \"two\""])
+        try assertConvertFails(wrongType, ["config.json: \"n_layer\" is \"two\"; expected a whole number from 1 to 2147483647"])
     }
 
     func testUnknownArchitectureListsTheSupportedOnes() throws {

@@ -44,7 +44,7 @@ final class RopeScalingTests: XCTestCase {
         assertRefused(#""rope_scaling": {"rope_type": "yarn", "factor": 4}"#, #"needs "original_max_position_embeddings""#)
         assertRefused(#""rope_scaling": {"rope_type": "longrope", "original_max_position_embeddings": 4096, "short_factor": [1, 1], "long_factor": [1, 1, 1, 1]}"#,
                       #""rope_scaling".short_factor should hold 4 positive numbers (one per rotary frequency), found 2 entries"#)
-        assertRefused(#""rope_scaling": [1, 2]"#, #""rope_scaling" should be an object"#)
+        assertRefused(#""rope_scaling": [1, 2]"#, #""rope_scaling" is an array of 2; expected an object"#)
         assertRefused(#""rope_scaling": {"rope_type": 3}"#, #""rope_scaling".rope_type should be a string"#)
     }
 

@@ -11,14 +11,14 @@ struct GPT2Architecture: ArchitectureDefinition {
     func huggingFaceClasses(stem: String) -> [String] { ["GPT2LMHeadModel", "GPT2ForSequenceClassification"] }
 
     func readConfig(_ reader: ConfigReader, modelType: String, into c: inout ModelConfig) throws {
-        c.vocabSize = try reader.int("vocab_size")
-        c.hiddenSize = try reader.int("n_embd")
-        c.layerCount = try reader.int("n_layer")
-        c.headCount = try reader.int("n_head")
+        c.vocabSize = try reader.size("vocab_size")
+        c.hiddenSize = try reader.size("n_embd")
+        c.layerCount = try reader.layerCount("n_layer")
+        c.headCount = try reader.size("n_head")
         c.kvHeadCount = c.headCount
-        c.maxPositions = try reader.int("n_positions")
-        c.intermediateSize = try reader.optionalInt("n_inner") ?? 4 * c.hiddenSize
-        c.normEpsilon = try reader.double("layer_norm_epsilon", default: 1e-5)
+        c.maxPositions = try reader.size("n_positions")
+        c.intermediateSize = try reader.optionalSize("n_inner") ?? 4 * c.hiddenSize
+        c.normEpsilon = try reader.positiveNumber("layer_norm_epsilon", default: 1e-5)
         c.activation = try reader.activation("activation_function", default: "gelu_new", supported: ["gelu_new", "gelu_pytorch_tanh"],
                                              family: "gpt2", computes: "gelu_new (tanh approximation)")
         c.tiedEmbeddings = try reader.bool("tie_word_embeddings", default: true)
@@ -27,10 +27,7 @@ struct GPT2Architecture: ArchitectureDefinition {
         c.mlpBias = true
         _ = try reader.bool("scale_attn_weights", default: true)
         _ = try reader.bool("scale_attn_by_inverse_layer_idx", default: false)
-        guard c.headCount > 0, c.hiddenSize % c.headCount == 0 else {
-            throw IRMError("\(reader.source): n_embd (\(c.hiddenSize)) must be a positive multiple of n_head (\(c.headCount))")
-        }
-        c.headDim = c.hiddenSize / c.headCount
+        try reader.readHeadDim(into: &c, hiddenKey: "n_embd", headsKey: "n_head")
     }
 
     func backboneTensors(_ c: ModelConfig) -> [String: [Int]] {

@@ -10,14 +10,14 @@ struct GPTNeoXArchitecture: ArchitectureDefinition {
     var outputHeadName: String { "embed_out.weight" }
 
     func readConfig(_ reader: ConfigReader, modelType: String, into c: inout ModelConfig) throws {
-        c.vocabSize = try reader.int("vocab_size")
-        c.hiddenSize = try reader.int("hidden_size")
-        c.layerCount = try reader.int("num_hidden_layers")
-        c.headCount = try reader.int("num_attention_heads")
+        c.vocabSize = try reader.size("vocab_size")
+        c.hiddenSize = try reader.size("hidden_size")
+        c.layerCount = try reader.layerCount("num_hidden_layers")
+        c.headCount = try reader.size("num_attention_heads")
         c.kvHeadCount = c.headCount
-        c.maxPositions = try reader.int("max_position_embeddings")
-        c.intermediateSize = try reader.int("intermediate_size")
-        c.normEpsilon = try reader.double("layer_norm_eps", default: 1e-5)
+        c.maxPositions = try reader.size("max_position_embeddings")
+        c.intermediateSize = try reader.size("intermediate_size")
+        c.normEpsilon = try reader.positiveNumber("layer_norm_eps", default: 1e-5)
         c.activation = try reader.activation("hidden_act", default: "gelu", supported: ["gelu"], family: "gpt_neox", computes: "the exact (erf) gelu")
         c.tiedEmbeddings = try reader.bool("tie_word_embeddings", default: false)
         c.useParallelResidual = try reader.bool("use_parallel_residual", default: true)
@@ -25,22 +25,11 @@ struct GPTNeoXArchitecture: ArchitectureDefinition {
         c.qkvBias = bias
         c.attentionOutputBias = bias
         c.mlpBias = true
-        guard c.headCount > 0, c.hiddenSize % c.headCount == 0 else {
-            throw IRMError("\(reader.source): hidden_size (\(c.hiddenSize)) must be a positive multiple of num_attention_heads (\(c.headCount))")
-        }
-        c.headDim = c.hiddenSize / c.headCount
-        let rope = try reader.rope(defaultTheta: 10000)
+        try reader.readHeadDim(into: &c, hiddenKey: "hidden_size", headsKey: "num_attention_heads")
         // Pythia configs say rotary_pct / rotary_emb_base; transformers 5 writes rope_parameters.
-        let fraction = try rope.partialRotaryFactor ?? reader.double("rotary_pct", default: 0.25)
-        guard fraction > 0, fraction <= 1 else {
-            throw IRMError("\(reader.source): the rotary fraction (rotary_pct or partial_rotary_factor) must be in (0, 1], found \(fraction)")
-        }
-        c.ropeTheta = try rope.theta ?? reader.double("rotary_emb_base", default: 10000)
-        guard c.ropeTheta > 0, c.ropeTheta.isFinite else {
-            throw IRMError("\(reader.source): the rotary base (rotary_emb_base or rope_theta) must be positive, found \(c.ropeTheta)")
-        }
-        c.rotaryDim = Int(Double(c.headDim) * fraction)
-        c.ropeScaling = try rope.scaling(source: reader.source, maxPositions: c.maxPositions, rotaryDim: c.rotaryDim)
+        try reader.readRotary(into: &c, defaultTheta: 10000, allowsPartial: true, family: "gpt_neox",
+                              thetaKeys: ["rope_theta", "rotary_emb_base"], fractionKeys: ["partial_rotary_factor", "rotary_pct"],
+                              defaultFraction: 0.25)
     }
 
     func backboneTensors(_ c: ModelConfig) -> [String: [Int]] {

@@ -27,7 +27,7 @@ struct GemmaArchitecture: ArchitectureDefinition {
     static func readCommon(_ reader: ConfigReader, modelType: String, activationKey: String, legacyGelu: Bool,
                            into c: inout ModelConfig) throws {
         try reader.readDecoderSizes(into: &c, defaultHeadDim: 256)
-        c.normEpsilon = try reader.double("rms_norm_eps", default: 1e-6)
+        c.normEpsilon = try reader.positiveNumber("rms_norm_eps", default: 1e-6)
         let supported = legacyGelu ? ["gelu_pytorch_tanh", "gelu_new", "gelu"] : ["gelu_pytorch_tanh", "gelu_new"]
         c.activation = try reader.activation(activationKey, default: "gelu_pytorch_tanh", supported: supported, family: modelType,
                                              computes: "GeGLU with the tanh-approximated gelu")

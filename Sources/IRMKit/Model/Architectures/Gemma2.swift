@@ -29,27 +29,16 @@ struct Gemma2Architecture: ArchitectureDefinition {
         var attentionSoftCap: Double?
 
         init(_ reader: ConfigReader) throws {
-            let scalar = try reader.double("query_pre_attn_scalar", default: 256)
-            guard scalar > 0, scalar.isFinite else {
-                throw IRMError("\(reader.source): query_pre_attn_scalar must be positive, found \(scalar)")
-            }
-            queryScale = 1 / scalar.squareRoot()
-            attentionSoftCap = try Self.softCap(reader, "attn_logit_softcapping", default: 50)
-        }
-
-        static func softCap(_ reader: ConfigReader, _ key: String, default fallback: Double) throws -> Double? {
-            if let value = reader.object[key], value.isNull { return nil }
-            let cap = try reader.double(key, default: fallback)
-            guard cap > 0, cap.isFinite else { throw IRMError("\(reader.source): \(key) must be positive or null, found \(cap)") }
-            return cap
+            queryScale = 1 / (try reader.positiveNumber("query_pre_attn_scalar", default: 256)).squareRoot()
+            attentionSoftCap = try reader.softCap("attn_logit_softcapping", default: 50)
         }
     }
 
     func readConfig(_ reader: ConfigReader, modelType: String, into c: inout ModelConfig) throws {
         try GemmaArchitecture.readCommon(reader, modelType: modelType, activationKey: "hidden_activation", legacyGelu: false, into: &c)
         _ = try Settings(reader)
-        c.finalLogitSoftCap = try Settings.softCap(reader, "final_logit_softcapping", default: 30)
-        let window = try reader.optionalInt("sliding_window") ?? 4096
+        c.finalLogitSoftCap = try reader.softCap("final_logit_softcapping", default: 30)
+        let window = try reader.optionalSize("sliding_window") ?? 4096
         c.layerSlidingWindows = try reader.slidingWindows(window: window, layerCount: c.layerCount) { $0 % 2 == 0 }
     }
 

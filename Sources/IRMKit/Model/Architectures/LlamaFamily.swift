@@ -22,22 +22,20 @@ struct LlamaFamilyArchitecture: ArchitectureDefinition {
 
     func readConfig(_ reader: ConfigReader, modelType: String, into c: inout ModelConfig) throws {
         try reader.readDecoderSizes(into: &c)
-        c.normEpsilon = try reader.double("rms_norm_eps", default: 1e-6)
+        c.normEpsilon = try reader.positiveNumber("rms_norm_eps", default: 1e-6)
         c.activation = try reader.activation("hidden_act", default: "silu", supported: ["silu"], family: modelType, computes: "SwiGLU with silu")
         c.tiedEmbeddings = try reader.bool("tie_word_embeddings", default: false)
         try reader.readRotary(into: &c, defaultTheta: 10000, allowsPartial: false, family: modelType)
-        var window: Int? = nil
         switch modelType {
         case "qwen2":
             c.qkvBias = true
-            if try reader.bool("use_sliding_window", default: false) { window = try reader.optionalInt("sliding_window") }
+            var window: Int? = nil
+            if try reader.bool("use_sliding_window", default: false) { window = try reader.optionalSize("sliding_window") }
             let first = try reader.optionalInt("max_window_layers") ?? 0
             c.layerSlidingWindows = try reader.slidingWindows(window: window, layerCount: c.layerCount) { $0 >= first }
         case "mistral":
-            window = try reader.optionalInt("sliding_window")
             // Mistral windows every layer; it has no layer_types.
-            if let window, window <= 0 { throw IRMError("\(reader.source): sliding_window must be positive, found \(window)") }
-            c.layerSlidingWindows = Array(repeating: window, count: c.layerCount)
+            c.layerSlidingWindows = try reader.uniformSlidingWindows(layerCount: c.layerCount)
         default:
             let bias = try reader.bool("attention_bias", default: false)
             c.qkvBias = bias

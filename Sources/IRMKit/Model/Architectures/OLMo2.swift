@@ -18,7 +18,7 @@ struct OLMo2Architecture: ArchitectureDefinition {
 
     func readConfig(_ reader: ConfigReader, modelType: String, into c: inout ModelConfig) throws {
         try reader.readDecoderSizes(into: &c)
-        c.normEpsilon = try reader.double("rms_norm_eps", default: 1e-5)
+        c.normEpsilon = try reader.positiveNumber("rms_norm_eps", default: 1e-5)
         c.activation = try reader.activation("hidden_act", default: "silu", supported: ["silu"], family: modelType, computes: "SwiGLU with silu")
         c.tiedEmbeddings = try reader.bool("tie_word_embeddings", default: false)
         let bias = try reader.bool("attention_bias", default: false)

@@ -36,8 +36,7 @@ struct OPTArchitecture: ArchitectureDefinition {
         init(_ reader: ConfigReader, hiddenSize: Int) throws {
             preNorm = try reader.bool("do_layer_norm_before", default: true)
             finalNorm = try preNorm && !reader.bool("_remove_final_layer_norm", default: false)
-            let width = try reader.optionalInt("word_embed_proj_dim") ?? hiddenSize
-            guard width > 0 else { throw IRMError("\(reader.source): word_embed_proj_dim must be positive, found \(width)") }
+            let width = try reader.optionalSize("word_embed_proj_dim") ?? hiddenSize
             projectedWidth = width == hiddenSize ? nil : width
             affineNorms = try reader.bool("layer_norm_elementwise_affine", default: true)
         }
@@ -49,13 +48,13 @@ struct OPTArchitecture: ArchitectureDefinition {
     }
 
     func readConfig(_ reader: ConfigReader, modelType: String, into c: inout ModelConfig) throws {
-        c.vocabSize = try reader.int("vocab_size")
-        c.hiddenSize = try reader.int("hidden_size")
-        c.layerCount = try reader.int("num_hidden_layers")
-        c.headCount = try reader.int("num_attention_heads")
+        c.vocabSize = try reader.size("vocab_size")
+        c.hiddenSize = try reader.size("hidden_size")
+        c.layerCount = try reader.layerCount("num_hidden_layers")
+        c.headCount = try reader.size("num_attention_heads")
         c.kvHeadCount = c.headCount
-        c.intermediateSize = try reader.int("ffn_dim")
-        c.maxPositions = try reader.int("max_position_embeddings")
+        c.intermediateSize = try reader.size("ffn_dim")
+        c.maxPositions = try reader.size("max_position_embeddings")
         c.normEpsilon = 1e-5
         c.activation = try reader.activation("activation_function", default: "relu", supported: ["relu"], family: "opt", computes: "relu")
         c.tiedEmbeddings = try reader.bool("tie_word_embeddings", default: true)
@@ -63,10 +62,7 @@ struct OPTArchitecture: ArchitectureDefinition {
         c.qkvBias = bias
         c.attentionOutputBias = bias
         c.mlpBias = bias
-        guard c.headCount > 0, c.hiddenSize % c.headCount == 0 else {
-            throw IRMError("\(reader.source): hidden_size (\(c.hiddenSize)) must be a positive multiple of num_attention_heads (\(c.headCount))")
-        }
-        c.headDim = c.hiddenSize / c.headCount
+        try reader.readHeadDim(into: &c, hiddenKey: "hidden_size", headsKey: "num_attention_heads")
         let settings = try Settings(reader, hiddenSize: c.hiddenSize)
         c.finalHiddenSize = settings.projectedWidth ?? c.hiddenSize
     }

@@ -23,18 +23,16 @@ struct Phi3Architecture: ArchitectureDefinition {
 
     func readConfig(_ reader: ConfigReader, modelType: String, into c: inout ModelConfig) throws {
         try reader.readDecoderSizes(into: &c)
-        c.normEpsilon = try reader.double("rms_norm_eps", default: 1e-5)
+        c.normEpsilon = try reader.positiveNumber("rms_norm_eps", default: 1e-5)
         c.activation = try reader.activation("hidden_act", default: "silu", supported: ["silu"], family: modelType, computes: "SwiGLU with silu")
         c.tiedEmbeddings = try reader.bool("tie_word_embeddings", default: false)
         try reader.readRotary(into: &c, defaultTheta: 10000, allowsPartial: true, family: modelType,
-                              originalOverride: try reader.optionalInt("original_max_position_embeddings") ?? 4096,
+                              originalOverride: try reader.optionalSize("original_max_position_embeddings") ?? 4096,
                               typeAliases: ["su": "longrope", "yarn": "longrope"])
         if let kind = c.ropeScaling?.kind, kind != .longrope {
             throw IRMError("\(reader.source): Phi-3 takes longrope scaling only (as transformers does), found \"\(kind.rawValue)\"")
         }
-        let window = try reader.optionalInt("sliding_window")
-        if let window, window <= 0 { throw IRMError("\(reader.source): sliding_window must be positive, found \(window)") }
-        c.layerSlidingWindows = Array(repeating: window, count: c.layerCount)
+        c.layerSlidingWindows = try reader.uniformSlidingWindows(layerCount: c.layerCount)
     }
 
     func backboneTensors(_ c: ModelConfig) -> [String: [Int]] {
