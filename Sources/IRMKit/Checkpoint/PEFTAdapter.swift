@@ -399,11 +399,14 @@ public struct LoRAAdapter: Sendable {
         }
     }
 
+    /// Checks a pattern that peft matches with Python's `re`. adapter_config.json is untrusted, so
+    /// patterns run on `LinearRegex` (Python syntax), which refuses what it cannot run in linear time.
     private static func compile(_ pattern: String, key: String, fail: (String, String) -> IRMError) throws {
         do {
-            _ = try Regex(pattern)
+            _ = try LinearRegex(pattern, syntax: .python)
         } catch {
-            throw fail(key, "expected a regular expression, found \"\(pattern)\", which does not compile")
+            if error.isRefusal { throw fail(key, "expected a regular expression, found \"\(pattern)\": \(error.message)") }
+            throw fail(key, "expected a regular expression, found \"\(pattern)\", which does not compile: \(error.message)")
         }
     }
 
@@ -415,9 +418,9 @@ public struct LoRAAdapter: Sendable {
 // MARK: - Matching (peft's rules)
 
 extension LoRAAdapter {
+    /// Python's `re.fullmatch(pattern, text)`; false for a pattern that does not compile.
     private static func wholeMatch(_ pattern: String, _ text: String) -> Bool {
-        guard let regex = try? Regex(pattern) else { return false }
-        return (try? regex.wholeMatch(in: text)) != nil
+        (try? LinearRegex(pattern, syntax: .python))?.wholeMatch(text) != nil
     }
 
     /// peft's `check_target_module_exists` for a module path `key` (as peft names it).
@@ -438,10 +441,10 @@ extension LoRAAdapter {
             let patterns = layersPattern.isEmpty ? ["[^.]*"] : layersPattern
             for pattern in patterns {
                 let anchor = layersPattern.isEmpty ? ".*?\\." : "(?:.*?\\.)?"
-                guard let regex = try? Regex("\(anchor)(?:\(pattern))\\.(\\d+)\\."),
-                      let match = try? regex.prefixMatch(in: key), match.output.count > 1,
-                      let captured = match.output[1].substring else { continue }
-                index = Int(captured)
+                guard let regex = try? LinearRegex("\(anchor)(?:\(pattern))\\.(\\d+)\\.", syntax: .python, captures: true),
+                      let groups = regex.prefixMatch(key), groups.count > 1, let captured = groups[1] else { continue }
+                let scalars = Array(key.unicodeScalars)[captured]
+                index = Int(String(String.UnicodeScalarView(scalars)))
                 break
             }
             guard let index else { return false }

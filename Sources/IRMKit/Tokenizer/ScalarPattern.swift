@@ -1,8 +1,11 @@
 /// The pattern of a `Split` pre-tokenizer or a `Replace` normalizer/decoder, found in Unicode scalars.
 ///
 /// The GPT-2 pattern and the Llama 3 / Qwen2 patterns are recognised by their exact text and run by
-/// hand-written scanners (about a hundred times faster than a general regex engine); any other regex
-/// falls back to Swift `Regex` with Unicode-scalar semantics.
+/// hand-written scanners (about 25 times faster than a general regex engine); any other regex runs
+/// on `LinearRegex` in Oniguruma's syntax, as Hugging Face compiles it. tokenizer.json comes from
+/// the checkpoint, so its patterns are untrusted: the linear-time matcher keeps a pattern such as
+/// `(a+)+$` from hanging the tokenizer, and constructs it cannot run in linear time are refused when
+/// the tokenizer loads.
 enum ScalarPattern: Sendable {
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
     case gpt2
@@ -12,7 +15,7 @@ enum ScalarPattern: Sendable {
     /// A literal string (Hugging Face's `{"String": ...}` patterns).
     case literal([Unicode.Scalar])
     /// Any other regular expression.
-    case regex(CompiledRegex)
+    case regex(LinearRegex)
 
     static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
     static let llama3Source = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
@@ -27,10 +30,19 @@ enum ScalarPattern: Sendable {
             case ScalarPattern.gpt2Source: self = .gpt2
             case ScalarPattern.llama3Source: self = .llama3(maximumDigits: 3)
             case ScalarPattern.qwen2Source: self = .llama3(maximumDigits: 1)
-            default: self = .regex(try CompiledRegex(source: source, node: node))
+            default: self = .regex(try ScalarPattern.compile(source, node: node.child("Regex") ?? node))
             }
         } else {
             throw node.failure("expected a pattern object {\"String\": ...} or {\"Regex\": ...}, found \(node.value.brief)")
+        }
+    }
+
+    /// Compiles a tokenizer.json regex; an error names the JSON path and the construct.
+    static func compile(_ source: String, node: TokenizerConfigNode) throws -> LinearRegex {
+        do {
+            return try LinearRegex(source, syntax: .oniguruma)
+        } catch {
+            throw node.failure(error.isRefusal ? error.message : "the regex \(JSONValue.string(source).brief) does not parse: \(error.message)")
         }
     }
 
@@ -49,43 +61,6 @@ enum ScalarPattern: Sendable {
         var result: [Range<Int>] = []
         forEachMatch(in: scalars, range: range) { result.append($0) }
         return result
-    }
-}
-
-/// A Swift `Regex` compiled once from a tokenizer.json pattern.
-///
-/// `@unchecked Sendable`: a `Regex` is an immutable value once built, and matching reads it without
-/// mutation (its lazily lowered program is published atomically by the standard library), so sharing
-/// one between threads is safe even though `Regex<AnyRegexOutput>` does not declare `Sendable`.
-final class CompiledRegex: @unchecked Sendable {
-    let source: String
-    private let regex: Regex<AnyRegexOutput>
-
-    init(source: String, node: TokenizerConfigNode) throws {
-        self.source = source
-        do {
-            regex = try Regex(source).matchingSemantics(.unicodeScalar)
-        } catch {
-            throw node.failure("the regex \(JSONValue.string(source).brief) is not one irm recognises, and Swift Regex cannot compile it: \(error)")
-        }
-    }
-
-    /// Matches on a string made of `range`, converting positions back to scalar indices.
-    func forEachMatch(in scalars: [Unicode.Scalar], range: Range<Int>, _ body: (Range<Int>) -> Void) {
-        let text = String(String.UnicodeScalarView(scalars[range]))
-        let view = text.unicodeScalars
-        var lastIndex = view.startIndex
-        var lastOffset = range.lowerBound
-        func offset(of index: String.Index) -> Int {
-            lastOffset += view.distance(from: lastIndex, to: index)
-            lastIndex = index
-            return lastOffset
-        }
-        for match in text.matches(of: regex) {
-            let start = offset(of: match.range.lowerBound)
-            let end = offset(of: match.range.upperBound)
-            body(start..<end)
-        }
     }
 }
 

@@ -318,6 +318,9 @@ final class LoRAAdapterTests: XCTestCase {
         try assertMergeFails(try editedCopy("llama-all") { $0["exclude_modules"] = .array([.string("k_proj")]) },
                              ["expected only modules that adapter_config.json targets", "found model.layers.0.self_attn.k_proj"])
         try assertMergeFails(try editedCopy("llama-all") { $0["target_modules"] = .string("(unclosed") }, ["adapter_config.json: target_modules: expected a regular expression, found \"(unclosed\""])
+        // adapter_config.json is untrusted: its patterns run on the linear-time matcher, which refuses what it cannot bound.
+        try assertMergeFails(try editedCopy("llama-all") { $0["target_modules"] = .string("(q_proj)\\1") },
+                             ["adapter_config.json: target_modules: expected a regular expression, found \"(q_proj)\\1\": backreferences are not supported"])
         try assertMergeFails(try editedCopy("gpt2-conv1d-bias-all") { $0["bias"] = .string("none") }, base: "gpt2",
                              ["tensor base_model.model.transformer.h.0.attn.c_attn.base_layer.bias: expected only LoRA weights (bias = \"none\")"])
         try assertMergeFails(try editedCopy("gpt2-conv1d-bias-all") { $0["bias"] = .string("lora_only") }, base: "gpt2",

@@ -35,7 +35,7 @@ public struct FeatureExtractor {
     public let idf: InverseDocumentFrequency
     public let lexicon: VaderLexicon
     public let cut: ResponseCut
-    private let regexes: [NSRegularExpression]
+    private let regexes: [LinearRegex]
 
     /// Validates `specification` and fits the IDF on `inputs` (every response and each distinct
     /// prompt once).
@@ -101,7 +101,7 @@ public struct FeatureExtractor {
                 case .prompt: text = input.prompt
                 case .reference: text = input.reference ?? ""
                 }
-                values[i + j * n] = Double(regex.numberOfMatches(in: text, options: [], range: NSRange(text.startIndex..., in: text)))
+                values[i + j * n] = Double(regex.numberOfMatches(in: text))
                 j += 1
             }
             for field in specification.numericFields {

@@ -2,7 +2,8 @@ import Foundation
 import Yams
 
 /// A feature declared in a features file: the number of non-overlapping matches of a regular
-/// expression (ICU syntax, `NSRegularExpression`) in the response, the prompt or the reference.
+/// expression (Python syntax, run by `LinearRegex`, which keeps an untrusted pattern such as
+/// `(a+)+$` linear in the text) in the response, the prompt or the reference.
 public struct RegexFeature: Sendable, Equatable {
     public enum Target: String, Sendable, CaseIterable { case response, prompt, reference }
 
@@ -18,16 +19,18 @@ public struct RegexFeature: Sendable, Equatable {
         self.target = target
     }
 
-    /// Compiles the pattern, rejecting one that does not compile or that matches the empty string
-    /// (it would count positions, not occurrences).
-    func compiled(source: String) throws -> NSRegularExpression {
-        let regex: NSRegularExpression
+    /// Compiles the pattern, rejecting one that does not compile, that uses a construct the
+    /// linear-time matcher refuses, or that matches the empty string (it would count positions, not
+    /// occurrences).
+    func compiled(source: String) throws -> LinearRegex {
+        let regex: LinearRegex
         do {
-            regex = try NSRegularExpression(pattern: pattern, options: caseInsensitive ? [.caseInsensitive] : [])
+            regex = try LinearRegex(pattern, syntax: .python, caseInsensitive: caseInsensitive)
         } catch {
-            throw IRMError("\(source): feature \"\(name)\": regex \"\(pattern)\" does not compile: \(error.localizedDescription)")
+            let what = error.isRefusal ? "is refused" : "does not compile"
+            throw IRMError("\(source): feature \"\(name)\": regex \"\(pattern)\" \(what): \(error.message)")
         }
-        if regex.firstMatch(in: "", options: [], range: NSRange(location: 0, length: 0)) != nil {
+        if regex.matchesEmptyText {
             throw IRMError("\(source): feature \"\(name)\": regex \"\(pattern)\" matches the empty string, so it would count positions rather than occurrences; require at least one character")
         }
         return regex
