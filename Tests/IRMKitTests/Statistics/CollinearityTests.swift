@@ -146,12 +146,7 @@ final class CollinearityTests: XCTestCase {
                       "\(result.parsimoniousVarianceInflation)")
         XCTAssertTrue(result.sets.contains { $0.explanations.contains { $0.round == 2 && $0.name == "total" } }, "\(result.sets)")
         XCTAssertTrue(result.sets.first { $0.memberNames.contains("total") }?.summary.contains("in round 2, total") ?? false)
-        let p = try e.required("parsimonious")
-        let fit = result.parsimoniousFit
-        let all = [fit.intercept] + fit.coefficients
-        XCTAssertEqual(all.map(\.name), try p.strings("names"))
-        assertClose(all.map(\.estimate), try p.doubles("params"), absolute: absolute, relative: relative, "params")
-        assertClose(all.map(\.standardError), try p.doubles("bse"), relative: relative, "bse")
+        try assertFitMatches(result.parsimoniousFit, try e.required("parsimonious"))
     }
 
     func testRepresentativeIsTheLargestLMGShare() throws {
@@ -249,13 +244,8 @@ final class CollinearityTests: XCTestCase {
 
     // MARK: - Parsimonious fit
 
-    func testParsimoniousRefitMatchesStatsmodels() throws {
-        let design = try FixtureDesign("collinearity_planted.json")
-        let e = try design.json.required("expected")
-        let result = try analysis(design)
-        XCTAssertEqual(result.parsimoniousFeatures, try e.strings("parsimonious_features"))
-        let p = try e.required("parsimonious")
-        let fit = result.parsimoniousFit
+    /// An OLS fit against statsmodels' expectations `p` (names, params, bse, t, p, CIs, HC3, R², SSR, κ).
+    private func assertFitMatches(_ fit: LeastSquaresFit, _ p: JSONValue) throws {
         let all = [fit.intercept] + fit.coefficients
         XCTAssertEqual(all.map(\.name), try p.strings("names"))
         assertClose(all.map(\.estimate), try p.doubles("params"), absolute: absolute, relative: relative, "params")
@@ -268,6 +258,15 @@ final class CollinearityTests: XCTestCase {
         assertClose(fit.rSquared, try p.double("rsquared"), relative: relative, "R²")
         assertClose(fit.residualSumOfSquares, try p.double("ssr"), relative: relative, "SSR")
         assertClose(fit.conditionNumber, try p.double("condition_number"), relative: relative, "κ")
+    }
+
+    func testParsimoniousRefitMatchesStatsmodels() throws {
+        let design = try FixtureDesign("collinearity_planted.json")
+        let e = try design.json.required("expected")
+        let result = try analysis(design)
+        XCTAssertEqual(result.parsimoniousFeatures, try e.strings("parsimonious_features"))
+        try assertFitMatches(result.parsimoniousFit, try e.required("parsimonious"))
+        let fit = result.parsimoniousFit
         // No sign split left: every kept coefficient has the sign of its planted effect.
         XCTAssertTrue(fit.coefficients.allSatisfy { $0.estimate > 0 }, "\(fit.coefficients.map(\.estimate))")
     }
