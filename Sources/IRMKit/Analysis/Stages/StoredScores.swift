@@ -98,7 +98,9 @@ extension PolicyComparison {
             } else {
                 var results: [ResponseComparison] = []
                 var subTokens = tokensBefore
-                for sub in StageStore.blocks(of: n, size: StageStore.hiddenBlockSize) where block.contains(sub.lowerBound) {
+                // Sub-blocks line up with the final-hidden entry's blocks: blockSize is a multiple of hiddenBlockSize.
+                for start in stride(from: block.lowerBound, to: block.upperBound, by: StageStore.hiddenBlockSize) {
+                    let sub = start..<min(start + StageStore.hiddenBlockSize, block.upperBound)
                     let offset = sub.lowerBound, tokenOffset = subTokens
                     results += try scorer.compare(Array(data.sequences[sub]), after: after.model, before: before.model,
                                                   resizedVocabulary: resizedVocabulary, beforeHidden: try baseHidden(sub),
