@@ -249,8 +249,9 @@ public enum AnalysisPipeline {
 
     // MARK: Stages
 
-    private static func validate(_ options: AnalysisOptions) throws {
-        if let beta = options.beta, !(beta.isFinite && beta > 0) {
+    /// The options' own bounds, before any file is read (drift checks its analysis options here too).
+    static func validate(_ options: AnalysisOptions) throws {
+        if let beta = options.beta, !Provenance.isValidBeta(beta) {
             throw IRMError("--beta must be a positive number, found \(beta)")
         }
         guard options.bootstrapReplicates >= 0 else {

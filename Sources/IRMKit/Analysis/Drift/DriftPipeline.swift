@@ -155,10 +155,7 @@ public enum DriftPipeline {
     public static func run(_ options: DriftOptions, progress: ProgressOutput? = nil) throws -> DriftResult {
         func stage(_ text: String) { progress?.stage(text) }
         let analysis = options.analysisOptions
-        if let beta = options.beta, !(beta.isFinite && beta > 0) { throw IRMError("--beta must be a positive number, found \(beta)") }
-        guard options.bootstrapReplicates >= 0 else {
-            throw IRMError("--bootstrap must be 0 (no intervals) or a positive number of replicates, found \(options.bootstrapReplicates)")
-        }
+        try AnalysisPipeline.validate(analysis)
         var warnings: [String] = []
         var inputs: [AnalysisResult.InputFile] = []
 

@@ -124,7 +124,7 @@ public struct PolicyComparison: Sendable {
                 ? "β = \(resolved) is the β recorded in \(after.checkpoint.path) (its training KL coefficient); pass --beta to use another"
                 : "no --beta given and \(after.checkpoint.path) records none, so β = 1: the implicit reward is the plain log-ratio")
         }
-        guard resolved.isFinite, resolved > 0 else {
+        guard Provenance.isValidBeta(resolved) else {
             throw IRMError("\(after.checkpoint.path): the recorded β is \(resolved); pass --beta with a positive number")
         }
         self.beta = resolved
