@@ -69,6 +69,7 @@ public final class LogProbScorer {
             caches.release(after: index, plan: plan)
             progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
         }
+        try MappedFile.checkAllUnchanged()
         return tokens.map(ResponseLogProbs.init)
     }
 
@@ -149,6 +150,7 @@ public final class LogProbScorer {
             beforeCaches.release(after: index, plan: plan)
             progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
         }
+        try MappedFile.checkAllUnchanged()
         return samples.indices.map {
             ResponseComparison(after: ResponseLogProbs(tokens: afterTokens[$0]), before: ResponseLogProbs(tokens: beforeTokens[$0]), kl: kl[$0],
                                addedRowMass: widthAfter > shared ? addedMass[$0] : nil)
@@ -177,6 +179,7 @@ public final class LogProbScorer {
             caches.release(after: index, plan: plan)
             progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
         }
+        try MappedFile.checkAllUnchanged()
         return states
     }
 
@@ -220,6 +223,7 @@ public final class LogProbScorer {
             caches.release(after: index, plan: plan)
             progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
         }
+        try MappedFile.checkAllUnchanged()
         return scores
     }
 
@@ -320,6 +324,8 @@ public final class LogProbScorer {
                           caches: inout PromptCaches) throws -> [Float] {
         let start = profile != nil ? ComputeProfile.now() : 0
         defer { if let profile { profile.totalSeconds += ComputeProfile.now() - start } }
+        // Mapped weights are read in place: a checkpoint rewritten under us would change them.
+        try MappedFile.checkAllUnchanged()
         var hidden: [Float] = []
         if !batch.promptSegments.isEmpty {
             let packed = try PackedBatch(segments: batch.promptSegments.map(\.segment), config: model.config)
@@ -339,6 +345,7 @@ public final class LogProbScorer {
             hidden += model.finalHiddenStates(packed, profile: profile)
             profile?.trunkTokens += packed.rowCount
         }
+        try MappedFile.checkAllUnchanged()
         return hidden
     }
 
