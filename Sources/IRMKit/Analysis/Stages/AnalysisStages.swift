@@ -188,7 +188,7 @@ public struct FeatureStage: Sendable {
                 response: sample.responseText.map(tokenizer.removingSpecialTokens(from:)) ?? tokenizer.decode(scoring[i].responseIDs, skipSpecialTokens: true),
                 reference: references[i], qtype: qtypes[i], responseTokenCount: scoring[i].responseIDs.count,
                 hiddenStateCosine: HiddenStateRelevance.cosine(promptStates[i], responseStates[i]),
-                referenceHiddenStateCosine: referenceCosines[i], numericFields: sample.numericFields))
+                referenceHiddenStateCosine: referenceCosines[i], numericFields: sample.numericFields, name: scoring[i].name))
         }
         self.inputs = inputs
         progress?.stage("features")
