@@ -48,6 +48,7 @@ struct GatedDecoderOptions: Sendable {
 final class GatedDecoderModel: TransformerModel {
     let config: ModelConfig
     let kind: CheckpointKind
+    let source: String
     let outputHead: DenseWeight
     private let embedding: DenseWeight
     private let layers: [GatedDecoderLayer]
@@ -60,6 +61,7 @@ final class GatedDecoderModel: TransformerModel {
          options: GatedDecoderOptions, weights: inout CheckpointWeights) throws {
         self.config = config
         self.kind = kind
+        source = weights.source
         self.embedding = embedding
         self.layers = layers
         self.finalNorm = finalNorm

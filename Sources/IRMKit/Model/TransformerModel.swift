@@ -14,6 +14,9 @@ import Foundation
 public protocol TransformerModel: AnyObject, Sendable {
     var config: ModelConfig { get }
     var kind: CheckpointKind { get }
+    /// Where the weights came from, for messages: the checkpoint's path, with ` + ADAPTER_DIR`
+    /// when an adapter was merged in memory (`CheckpointWeights.source`).
+    var source: String { get }
     /// The matrix applied to final hidden states: the vocabulary head of a policy (which may have
     /// more rows than the tokenizer has tokens) or the score head of a reward model.
     var outputHead: DenseWeight { get }

@@ -46,7 +46,12 @@ public struct ChatFormatting: Sendable {
         var templateText = stored?.text
         var source = stored?.origin
         if let templatePath {
-            guard let data = FileManager.default.contents(atPath: templatePath), let text = String(data: data, encoding: .utf8) else {
+            guard let data = FileManager.default.contents(atPath: templatePath) else {
+                throw IRMError("--chat-template \(templatePath): cannot be read as UTF-8 text")
+            }
+            try JSONValue.refuseByteOrderMark(data, source: "--chat-template \(templatePath)",
+                                              why: templatePath.hasSuffix(".json") ? JSONValue.jsonWhy : JSONValue.templateWhy)
+            guard let text = String(data: data, encoding: .utf8) else {
                 throw IRMError("--chat-template \(templatePath): cannot be read as UTF-8 text")
             }
             if templatePath.hasSuffix(".json") {

@@ -27,6 +27,7 @@ public enum TokenizationJSONLines {
         } catch {
             throw IRMError("\(path): cannot read the tokenizer.json file: \(error.localizedDescription)")
         }
+        try JSONValue.refuseByteOrderMark(data, source: path)
         guard let text = String(data: data, encoding: .utf8) else {
             throw IRMError("\(path): expected UTF-8 JSON text, found bytes that are not valid UTF-8")
         }

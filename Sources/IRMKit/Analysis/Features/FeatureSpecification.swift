@@ -84,7 +84,15 @@ public struct FeatureSpecification: Sendable, Equatable {
         }
         let text: String
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            // YAML allows a byte-order mark at the start (PyYAML skips it, and so does the decoding); JSON does not.
+            if format == .json { try JSONValue.refuseByteOrderMark(data, source: path) }
+            guard let decoded = String(data: data, encoding: .utf8) else {
+                throw IRMError("\(path): cannot read the features file as UTF-8 text: found bytes that are not valid UTF-8")
+            }
+            text = decoded
+        } catch let error as IRMError {
+            throw error
         } catch {
             throw IRMError("\(path): cannot read the features file as UTF-8 text: \(error.localizedDescription)")
         }

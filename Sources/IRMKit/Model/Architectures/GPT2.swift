@@ -68,6 +68,7 @@ struct GPT2Architecture: ArchitectureDefinition {
 public final class GPT2Model: TransformerModel {
     public let config: ModelConfig
     public let kind: CheckpointKind
+    public let source: String
     public let outputHead: DenseWeight
     private let tokenEmbedding: DenseWeight
     private let positionEmbedding: DenseWeight
@@ -87,6 +88,7 @@ public final class GPT2Model: TransformerModel {
     init(config: ModelConfig, kind: CheckpointKind, weights: inout CheckpointWeights) throws {
         self.config = config
         self.kind = kind
+        source = weights.source
         // The config was checked when read (GPT2Architecture.readConfig).
         // The Conv1D weights stay [in, out]: sgemm reads them untransposed.
         func conv1D(_ name: String) throws -> Linear {

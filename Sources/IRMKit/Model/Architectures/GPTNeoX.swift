@@ -73,6 +73,7 @@ struct GPTNeoXArchitecture: ArchitectureDefinition {
 public final class GPTNeoXModel: TransformerModel {
     public let config: ModelConfig
     public let kind: CheckpointKind
+    public let source: String
     public let outputHead: DenseWeight
     private let embedding: DenseWeight
     private let layers: [Layer]
@@ -91,6 +92,7 @@ public final class GPTNeoXModel: TransformerModel {
     init(config: ModelConfig, kind: CheckpointKind, weights: inout CheckpointWeights) throws {
         self.config = config
         self.kind = kind
+        source = weights.source
         let d = config.hiddenSize, hd = config.headDim, heads = config.headCount
         // The config was checked when read (GPTNeoXArchitecture.readConfig).
         func norm(_ name: String) throws -> LayerNormWeights {

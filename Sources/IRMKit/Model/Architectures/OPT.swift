@@ -113,6 +113,7 @@ struct OPTArchitecture: ArchitectureDefinition {
 final class OPTModel: TransformerModel {
     let config: ModelConfig
     let kind: CheckpointKind
+    let source: String
     let outputHead: DenseWeight
     private let tokenEmbedding: DenseWeight
     private let positionEmbedding: DenseWeight
@@ -136,6 +137,7 @@ final class OPTModel: TransformerModel {
     fileprivate init(config: ModelConfig, kind: CheckpointKind, settings: OPTArchitecture.Settings, weights: inout CheckpointWeights) throws {
         self.config = config
         self.kind = kind
+        source = weights.source
         preNorm = settings.preNorm
         let d = config.hiddenSize
         func norm(_ name: String) throws -> LayerNormWeights {
