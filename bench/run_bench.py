@@ -71,7 +71,8 @@ def run_irm(irm, model, data, out, threads):
     stderr_text = finished.stderr
     numbers = {}
     for key, pattern in [("load", r"load ([\d.]+) s"), ("scoring", r"scoring ([\d.]+) s"),
-                         ("gemm_s", r"block GEMMs ([\d.]+) s"), ("gemm_rate", r"at ([\d.]+) GFLOP/s, attention"),
+                         ("gemm_s", r"block GEMMs ([\d.]+) s"), ("gemm_rate", r"block GEMMs [\d.]+ s at ([\d.]+) GFLOP/s"),
+                         ("widen", r"widening weights ([\d.]+) s"),
                          ("attention", r"attention ([\d.]+) s\)"), ("head_s", r"head GEMMs ([\d.]+) s"),
                          ("head_rate", r"head GEMMs [\d.]+ s at ([\d.]+) GFLOP/s"), ("softmax", r"log-softmax ([\d.]+) s"),
                          ("block_gflop", r"flops block ([\d.]+) G"), ("head_gflop", r"head ([\d.]+) G\n"),
@@ -139,13 +140,21 @@ def main():
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "out"))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--samples", type=int, default=32, help="samples per data set (pairs count twice)")
+    parser.add_argument("--dtypes", default="f32,bf16,f16",
+                        help="storage types to convert the model to and score with irm (the first is the transformers comparison's)")
     args = parser.parse_args()
+    dtypes = args.dtypes.split(",")
 
     if not os.path.exists(os.path.join(args.out, "pairs.jsonl")):
         subprocess.run([sys.executable, os.path.join(REPO, "bench", "make_bench_model.py"), "--out", args.out], check=True)
-    checkpoint = os.path.join(args.out, "gpt2-124m.h5")
-    if not os.path.exists(checkpoint):
-        subprocess.run([args.irm, "convert", os.path.join(args.out, "gpt2-124m"), checkpoint], check=True)
+    checkpoints = {}
+    for dtype in dtypes:
+        checkpoints[dtype] = os.path.join(args.out, "gpt2-124m.h5" if dtype == "f32" else f"gpt2-124m-{dtype}.h5")
+        if not os.path.exists(checkpoints[dtype]):
+            subprocess.run([args.irm, "convert", os.path.join(args.out, "gpt2-124m"), checkpoints[dtype], "--dtype", dtype], check=True)
+    checkpoint = checkpoints[dtypes[0]]
+    doctor = subprocess.run([args.irm, "doctor"], capture_output=True, text=True).stdout
+    print("\n".join(line for line in doctor.splitlines() if line.startswith("blas")))
     weights_mb = 124_439_808 * 4 / 2**20
     threads = args.threads
 
@@ -177,6 +186,9 @@ def main():
               + f" GFLOP/s; block mix {raw:.1f} GFLOP/s")
         out = os.path.join(args.out, f"irm-{name}")
         irm = run_irm(args.irm, checkpoint, data, out, threads)
+        by_dtype = {dtypes[0]: irm}
+        for dtype in dtypes[1:]:
+            by_dtype[dtype] = run_irm(args.irm, checkpoints[dtype], data, out + f".{dtype}", threads)
         samples = load_samples(data)
         tokens = sum(len(p) + len(r) for p, r in samples)
         timings = {}
@@ -190,19 +202,19 @@ def main():
             irm_logprobs = [json.loads(line)["logprobs"] for line in f]
         worst = max(abs(a - b) for x, y in zip(irm_logprobs, outputs["lean"]) for a, b in zip(x, y))
         achieved = (irm["block_gflop"] + irm["head_gflop"]) / irm["scoring"]
-        rows.append((label, len(samples), tokens, irm, timings, worst, achieved, raw))
+        rows.append((label, len(samples), tokens, irm, timings, worst, achieved, raw, by_dtype))
 
     print()
     print(f"{'data':<22}{'samples':>8}{'tokens':>8}{'irm tok/s':>11}{'irm e2e':>9}{'common':>9}{'lean':>9}"
           f"{'vs common':>11}{'vs lean':>9}")
-    for label, count, tokens, irm, timings, worst, achieved, raw in rows:
+    for label, count, tokens, irm, timings, worst, achieved, raw, _ in rows:
         irm_rate = tokens / irm["scoring"]
         print(f"{label:<22}{count:>8}{tokens:>8}{irm_rate:>11.0f}{tokens / irm['wall']:>9.0f}"
               f"{tokens / timings['common']:>9.0f}{tokens / timings['lean']:>9.0f}"
               f"{timings['common'] / irm['scoring']:>10.2f}x{timings['lean'] / irm['scoring']:>8.2f}x")
     print("(tokens/s = prompt + response tokens per second of scoring; irm e2e includes process start and model load)")
     print()
-    for label, count, tokens, irm, timings, worst, achieved, raw in rows:
+    for label, count, tokens, irm, timings, worst, achieved, raw, _ in rows:
         print(f"{label}: irm scoring {irm['scoring']:.2f} s (load {irm['load']:.2f} s): block GEMMs {irm['gemm_s']:.2f} s at "
               f"{irm['gemm_rate']:.1f} GFLOP/s = {irm['gemm_rate'] / raw:.0%} of raw sgemm; attention {irm['attention']:.2f} s; "
               f"head {irm['head_s']:.2f} s at {irm['head_rate']:.1f} GFLOP/s; log-softmax {irm['softmax']:.2f} s; "
@@ -210,6 +222,16 @@ def main():
         budget = 1.25 * weights_mb + 300
         print(f"{label}: peak RSS {irm['rss_mb']:.0f} MiB (budget 1.25 x {weights_mb:.0f} + 300 = {budget:.0f} MiB); "
               f"max |irm - transformers lean| log-prob {worst:.2e}")
+    if len(dtypes) > 1:
+        print()
+        print(f"storage precision (weights mapped in place; {dtypes[0]} is the reference row)")
+        print(f"{'data':<22}{'dtype':>6}{'irm tok/s':>11}{'vs ' + dtypes[0]:>8}{'widen s':>9}{'peak RSS MiB':>14}{'vs ' + dtypes[0]:>8}")
+        for label, count, tokens, irm, timings, worst, achieved, raw, by_dtype in rows:
+            reference = by_dtype[dtypes[0]]
+            for dtype in dtypes:
+                run = by_dtype[dtype]
+                print(f"{label:<22}{dtype:>6}{tokens / run['scoring']:>11.0f}{reference['scoring'] / run['scoring']:>7.2f}x"
+                      f"{run['widen']:>9.2f}{run['rss_mb']:>14.0f}{run['rss_mb'] / reference['rss_mb']:>7.2f}x")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
