@@ -233,11 +233,7 @@ public enum HuggingFaceImporter {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw IRMError("\(url.path): missing \(what)")
         }
-        do {
-            return try Data(contentsOf: url)
-        } catch {
-            throw IRMError("\(url.path): cannot read \(what) (\(error.localizedDescription))")
-        }
+        return try InputFile.contents(url.path, what: what)
     }
 
     static func utf8Text(_ data: Data, url: URL) throws -> String {

@@ -46,7 +46,8 @@ public struct ChatFormatting: Sendable {
         var templateText = stored?.text
         var source = stored?.origin
         if let templatePath {
-            guard let data = FileManager.default.contents(atPath: templatePath), let text = String(data: data, encoding: .utf8) else {
+            let data = try InputFile.contents(templatePath, what: "the --chat-template file")
+            guard let text = String(data: data, encoding: .utf8) else {
                 throw IRMError("--chat-template \(templatePath): cannot be read as UTF-8 text")
             }
             if templatePath.hasSuffix(".json") {

@@ -82,11 +82,8 @@ public struct FeatureSpecification: Sendable, Equatable {
         } else {
             throw IRMError("\(path): features file must end in .yaml, .yml or .json, so that its format is known")
         }
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw IRMError("\(path): cannot read the features file as UTF-8 text: \(error.localizedDescription)")
+        guard let text = String(data: try InputFile.contents(path, what: "the features file"), encoding: .utf8) else {
+            throw IRMError("\(path): cannot read the features file as UTF-8 text: found bytes that are not valid UTF-8")
         }
         return try parse(text, format: format, source: path)
     }
