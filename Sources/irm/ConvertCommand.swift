@@ -60,6 +60,6 @@ struct ConvertCommand: ParsableCommand {
         print("wrote \(output): \(report.architecture.rawValue) \(report.kind.rawValue), \(report.tensorCount) tensors, \(report.parameterCount) parameters")
         for item in report.dropped { print("  dropped \(item)") }
         if let summary = report.adapterSummary { print("  merged \(summary) into \(report.adaptedTensorCount) tensors") }
-        for warning in report.warnings { FileHandle.standardError.write(Data("irm: warning: \(warning)\n".utf8)) }
+        for warning in report.warnings { printWarning(warning) }
     }
 }
