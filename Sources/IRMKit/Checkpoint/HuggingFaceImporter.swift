@@ -48,7 +48,9 @@ public enum HuggingFaceImporter {
         }
         let dir = URL(fileURLWithPath: directory, isDirectory: true)
         let outputURL = URL(fileURLWithPath: output)
-        try AtomicOutput.checkWritable(outputURL)
+        // Checked and locked before anything is read; the writer publishes under this claim.
+        let claim = try AtomicOutput.claim(outputURL, as: .file)
+        defer { claim.release() }
 
         // Configuration.
         let configURL = dir.appendingPathComponent("config.json")

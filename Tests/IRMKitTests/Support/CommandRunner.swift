@@ -81,3 +81,47 @@ enum CommandRunner {
         func finish() { lock.withLock { finished = true } }
     }
 }
+
+/// A run of `irm` that a test watches while it goes on: it waits for a line on stderr, then
+/// signals the process, and collects the result.
+final class RunningCommand {
+    let process = Process()
+    private let stderrPipe = Pipe(), stdoutPipe = Pipe()
+    private var stderrSoFar = Data()
+
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = CommandRunner.executable
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Reads stderr until a line containing `text` arrives; nil at the end of stderr (the run ended
+    /// without saying it). Returns that line.
+    func waitForStderrLine(containing text: String) -> String? {
+        while true {
+            if let line = String(decoding: stderrSoFar, as: UTF8.self).split(separator: "\n").first(where: { $0.contains(text) }) {
+                return String(line)
+            }
+            let chunk = stderrPipe.fileHandleForReading.availableData
+            if chunk.isEmpty { return nil }
+            stderrSoFar.append(chunk)
+        }
+    }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits for the end; the stderr includes what `waitForStderrLine` read.
+    func finish() -> (status: Int32, reason: Process.TerminationReason, stderr: String) {
+        let rest = stderrPipe.fileHandleForReading.readDataToEndOfFile()
+        _ = stdoutPipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, process.terminationReason, String(decoding: stderrSoFar + rest, as: UTF8.self))
+    }
+}
