@@ -28,5 +28,15 @@ static inline hid_t irm_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
 static inline hid_t irm_H5P_FILE_CREATE(void) { return H5P_FILE_CREATE; }
 static inline hid_t irm_H5P_GROUP_CREATE(void) { return H5P_GROUP_CREATE; }
 static inline hid_t irm_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
+static inline hid_t irm_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
+static inline haddr_t irm_HADDR_UNDEF(void) { return HADDR_UNDEF; }
+
+/* 1 when `name` in `loc` is a hard link, 0 for a soft or external link, -1 when it cannot be read.
+   H5Lget_info and H5L_info_t name the right version on libhdf5 1.10 and later alike. */
+static inline int irm_link_is_hard(hid_t loc, const char *name) {
+    H5L_info_t info;
+    if (H5Lget_info(loc, name, &info, H5P_DEFAULT) < 0) return -1;
+    return info.type == H5L_TYPE_HARD ? 1 : 0;
+}
 
 #endif

@@ -109,8 +109,8 @@ struct AnalyzeCommand: ParsableCommand {
             throw ValidationError("--lexicon must be vader or none, found \"\(lexicon)\"")
         }
         if training.rewardModel.count > 1 { throw ValidationError("give one --reward-model (a series of reward models is for `irm drift`)") }
-        if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more") }
-        if top < 0 { throw ValidationError("--top must be 0 or more") }
+        if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more, found \(bootstrap)") }
+        if top < 0 { throw ValidationError("--top must be 0 or more, found \(top)") }
     }
 
     func run() throws {

@@ -74,7 +74,7 @@ struct DriftCommand: ParsableCommand {
     @OptionGroup var storage: StoreArguments
 
     func validate() throws {
-        if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more") }
+        if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more, found \(bootstrap)") }
         if rewardModelPattern != nil && (training.rewardField != nil || training.reward != nil) {
             throw ValidationError("give --reward-models, --reward-field or --reward, not several")
         }

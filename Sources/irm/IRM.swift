@@ -11,9 +11,9 @@ struct IRM: ParsableCommand {
     )
 
     /// Chooses the BLAS kernel first (it may re-execute irm once with OPENBLAS_CORETYPE set),
-    /// then runs the command.
+    /// then runs the command, reporting a bad command line in one line (`ArgumentErrors`).
     static func main() {
         BLASRuntime.selectAtStartup()
-        main(nil)
+        ArgumentErrors.main(Array(CommandLine.arguments.dropFirst()))
     }
 }

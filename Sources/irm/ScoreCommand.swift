@@ -69,7 +69,7 @@ struct ScoreCommand: ParsableCommand {
         let headRate = p.headSeconds > 0 ? p.headFlops / p.headSeconds / 1e9 : 0
         return """
             profile: load \(f(load)) s; scoring \(f(wall)) s, \(tokens) tokens, \(f(Double(tokens) / wall, 1)) tokens/s
-            profile: forward \(f(p.totalSeconds)) s (block GEMMs \(f(p.gemmSeconds)) s at \(f(blockRate, 1)) GFLOP/s, attention \(f(p.attentionSeconds)) s)
+            profile: forward \(f(p.totalSeconds)) s (block GEMMs \(f(p.gemmSeconds)) s at \(f(blockRate, 1)) GFLOP/s, of which widening weights \(f(p.widenSeconds)) s; attention \(f(p.attentionSeconds)) s)
             profile: head GEMMs \(f(p.headSeconds)) s at \(f(headRate, 1)) GFLOP/s, log-softmax \(f(p.softmaxSeconds)) s
             profile: flops block \(f(p.gemmFlops / 1e9, 2)) G, head \(f(p.headFlops / 1e9, 2)) G
 

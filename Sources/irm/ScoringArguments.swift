@@ -18,9 +18,9 @@ struct ScoringArguments: ParsableArguments {
     var noSharePrompts = false
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if batchTokens < 1 { throw ValidationError("--batch-tokens must be at least 1") }
-        if headRows < 1 { throw ValidationError("--head-rows must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, found \(threads)") }
+        if batchTokens < 1 { throw ValidationError("--batch-tokens must be at least 1, found \(batchTokens)") }
+        if headRows < 1 { throw ValidationError("--head-rows must be at least 1, found \(headRows)") }
     }
 
     var options: ScoringOptions {

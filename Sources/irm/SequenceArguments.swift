@@ -24,7 +24,7 @@ struct SequenceArguments: ParsableArguments {
     var templateDate: String?
 
     func validate() throws {
-        if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be at least 1") }
+        if let maxLength, maxLength < 1 { throw ValidationError("--max-length must be at least 1, found \(maxLength)") }
         if let templateDate { _ = try ChatFormatting.date(fromText: templateDate) }
     }
 

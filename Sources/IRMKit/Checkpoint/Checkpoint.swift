@@ -21,13 +21,18 @@ public final class Checkpoint {
     public let provenance: Provenance
     /// Every tensor in the file, sorted by name.
     public let tensors: [TensorInfo]
+    /// How each tensor is stored in the file (contiguous ones can be mapped in place).
+    public let tensorStorage: [String: HDF5Storage]
 
     private let file: HDF5File
     private let tensorGroup: HDF5Group
+    /// The file mapped read-only, made on the first request for a mapped tensor.
+    private var mapping: MappedFile?
+    private let mappingLock = NSLock()
 
     private init(path: String, formatVersion: Int, architecture: Architecture, kind: CheckpointKind, config: ModelConfig,
                  tokenizerJSON: String, tokenizerConfigJSON: String?, chatTemplate: String?, provenance: Provenance, tensors: [TensorInfo],
-                 file: HDF5File, tensorGroup: HDF5Group) {
+                 tensorStorage: [String: HDF5Storage], file: HDF5File, tensorGroup: HDF5Group) {
         self.path = path
         self.formatVersion = formatVersion
         self.architecture = architecture
@@ -38,6 +43,7 @@ public final class Checkpoint {
         self.chatTemplate = chatTemplate
         self.provenance = provenance
         self.tensors = tensors
+        self.tensorStorage = tensorStorage
         self.file = file
         self.tensorGroup = tensorGroup
     }
@@ -113,16 +119,62 @@ public final class Checkpoint {
         }
 
         var tensors: [TensorInfo] = []
+        var storage: [String: HDF5Storage] = [:]
+        let fileSize = Self.fileSize(path)
         for name in tensorNames {
             let dataset = try tensorGroup.dataset(name)
             guard let dtype = TensorDType(dataset.info.elementType) else {
                 throw fail("/tensors/\(name)", "expected f32, f16 or bf16 (uint16 with attribute dtype = \"bfloat16\") values, found \(dataset.info.elementType)")
             }
+            let layout = try dataset.storage()
+            try checkStorage(layout, shape: dataset.info.shape, dtype: dtype, fileSize: fileSize) { fail("/tensors/\(name)", $0) }
             tensors.append(TensorInfo(name: name, shape: dataset.info.shape, dtype: dtype))
+            storage[name] = layout
         }
         return Checkpoint(path: path, formatVersion: Int(version), architecture: architecture, kind: kind, config: config,
                           tokenizerJSON: tokenizerJSON, tokenizerConfigJSON: tokenizerConfigJSON, chatTemplate: chatTemplate, provenance: provenance,
-                          tensors: tensors, file: file, tensorGroup: tensorGroup)
+                          tensors: tensors, tensorStorage: storage, file: file, tensorGroup: tensorGroup)
+    }
+
+    /// deflate, the strongest built-in filter, shrinks data at most about 1032-fold.
+    static let largestCompressionRatio = 1100
+
+    /// Refuses values kept outside the file, and shapes that the file is too small to hold (before
+    /// anything is allocated for them).
+    private static func checkStorage(_ storage: HDF5Storage, shape: [Int], dtype: TensorDType, fileSize: Int,
+                                     fail: (String) -> IRMError) throws {
+        switch storage {
+        case .external(let files):
+            throw fail("keeps its values in other files (HDF5 external storage: \(files.joined(separator: ", "))); irm reads only what the checkpoint itself holds")
+        case .virtual:
+            throw fail("is a virtual dataset (its values come from other datasets or files); irm reads only what the checkpoint itself holds")
+        default: break
+        }
+        var bytes = dtype.byteWidth
+        for extent in shape {
+            let (product, overflow) = bytes.multipliedReportingOverflow(by: extent)
+            guard !overflow else { throw fail("shape \(shape) is too large to hold") }
+            bytes = product
+        }
+        switch storage {
+        case .contiguous(let offset, let byteCount):
+            guard byteCount == bytes, offset >= 0, offset <= fileSize, byteCount <= fileSize - offset else {
+                throw fail("its \(bytes) bytes at offset \(offset) lie beyond the end of the \(fileSize)-byte file (truncated?)")
+            }
+        case .chunked(let filters) where !filters.isEmpty:
+            guard bytes / largestCompressionRatio <= fileSize else {
+                throw fail("shape \(shape) needs \(bytes) bytes, more than a \(fileSize)-byte file can hold even compressed")
+            }
+        default:
+            guard bytes <= fileSize else {
+                throw fail("shape \(shape) needs \(bytes) bytes, more than the whole \(fileSize)-byte file (truncated or corrupt)")
+            }
+        }
+    }
+
+    private static func fileSize(_ path: String) -> Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : Int.max
     }
 
     /// Total number of stored parameters (a tied head is counted once).
@@ -141,6 +193,61 @@ public final class Checkpoint {
         }
         let array = try tensorGroup.dataset(name).readFloat32()
         return CheckpointTensor(name: name, shape: array.shape, values: array.values)
+    }
+
+    /// A tensor at its stored precision: in place in a read-only mapping of the file when it is
+    /// stored contiguously (as `irm convert` writes it) and `allowMapping` is set, else read into
+    /// memory. f64 values are rounded to float32.
+    public func storedTensor(_ name: String, allowMapping: Bool = true) throws -> StoredTensor {
+        guard let info = tensors.first(where: { $0.name == name }) else {
+            throw IRMError("\(path): /tensors/\(name): missing tensor (the \(architecture.rawValue) \(kind.rawValue) needs it)")
+        }
+        if allowMapping, let element = StoredTensor.Element(info.dtype), case .contiguous(let offset, let byteCount)? = tensorStorage[name],
+           let mapped = try mappedTensor(info, element: element, offset: offset, byteCount: byteCount) {
+            return mapped
+        }
+        let tensor = try loadTensor(name)
+        return StoredTensor(name: name, shape: tensor.shape, values: tensor.values)
+    }
+
+    /// The tensor in place in the mapping, after confirming that libhdf5 reads the same bytes at
+    /// its first and last elements there; nil when it does not (then the caller reads it).
+    private func mappedTensor(_ info: TensorInfo, element: StoredTensor.Element, offset: Int, byteCount: Int) throws -> StoredTensor? {
+        let mapping = try mappedFile()
+        let dataset = try tensorGroup.dataset(info.name)
+        let (first, last) = try dataset.readEdgeBytes(count: 64)
+        for start in Set([offset, offset + file.userBlockSize]) where mapping.contains(offset: start, count: byteCount) {
+            let head = UnsafeRawBufferPointer(start: mapping.base + start, count: first.count)
+            let tail = UnsafeRawBufferPointer(start: mapping.base + start + byteCount - last.count, count: last.count)
+            if head.elementsEqual(first), tail.elementsEqual(last) {
+                return StoredTensor(name: info.name, shape: info.shape, element: element, mapping: mapping, byteOffset: start)
+            }
+        }
+        return nil
+    }
+
+    private func mappedFile() throws -> MappedFile {
+        mappingLock.lock()
+        defer { mappingLock.unlock() }
+        if let mapping { return mapping }
+        let made = try MappedFile(path: path)
+        mapping = made
+        return made
+    }
+
+    /// One line on how the tensors are stored and how a model will use them, for `irm inspect`.
+    public var storageSummary: String {
+        let total = tensors.count
+        let mappable = tensors.filter { tensorStorage[$0.name]?.isMappable == true && $0.dtype != .f64 }.count
+        if mappable == total { return "all \(total) tensors contiguous: a model maps its matrices read-only and uses them at their stored precision" }
+        var reasons: [String: Int] = [:]
+        for info in tensors where !(tensorStorage[info.name]?.isMappable == true && info.dtype != .f64) {
+            let reason = info.dtype == .f64 ? "float64" : tensorStorage[info.name]?.description ?? "unknown"
+            reasons[reason, default: 0] += 1
+        }
+        let list = reasons.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        return "\(mappable) of \(total) tensors mapped in place; \(total - mappable) read into memory as float32 (\(list)): "
+            + "convert the model with `irm convert` to map them"
     }
 
     /// Checks the tensor set, then reads every tensor. Fails on the first missing or misshaped one.

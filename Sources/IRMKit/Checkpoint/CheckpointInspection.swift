@@ -45,6 +45,8 @@ public struct CheckpointInspection: Sendable, Codable {
     public let configuration: Configuration
     public let parameterCount: Int
     public let tensors: [TensorInfo]
+    /// How the tensors are stored and whether a model maps them in place (`Checkpoint.storageSummary`).
+    public let storage: String
     public let tokenizer: TokenizerSummary
     /// Where the chat template is and how long it is, e.g. `chat_template.jinja, 1820 characters`;
     /// nil without one.
@@ -77,6 +79,7 @@ public struct CheckpointInspection: Sendable, Codable {
             bosTokenID: c.bosTokenID, eosTokenID: c.eosTokenID, padTokenID: c.padTokenID)
         parameterCount = checkpoint.parameterCount
         tensors = checkpoint.tensors
+        storage = checkpoint.storageSummary
         tokenizer = try checkpoint.tokenizerSummary()
         var templateWarning: String? = nil
         if let (origin, text) = try checkpoint.storedChatTemplate() {
@@ -132,6 +135,7 @@ public struct CheckpointInspection: Sendable, Codable {
         lines.append("  architecture  \(architecture)")
         lines.append("  kind          \(kind)")
         lines.append("  parameters    \(Self.grouped(parameterCount)) in \(tensors.count) tensors")
+        lines.append("  storage       \(storage)")
         lines.append("")
         lines.append("configuration")
         var config: [(String, String)] = [

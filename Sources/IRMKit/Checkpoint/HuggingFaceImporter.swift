@@ -85,7 +85,8 @@ public enum HuggingFaceImporter {
         let chatTemplateURL = dir.appendingPathComponent("chat_template.jinja")
         var chatTemplateText: String? = nil
         if FileManager.default.fileExists(atPath: chatTemplateURL.path) {
-            chatTemplateText = try utf8Text(try readFile(chatTemplateURL, what: "the chat template"), url: chatTemplateURL)
+            chatTemplateText = try utf8Text(try readFile(chatTemplateURL, what: "the chat template"), url: chatTemplateURL,
+                                            why: JSONValue.templateWhy)
         }
 
         // Weights.
@@ -238,7 +239,10 @@ public enum HuggingFaceImporter {
         return try InputFile.contents(url.path, what: what)
     }
 
-    static func utf8Text(_ data: Data, url: URL) throws -> String {
+    /// The file's text, refusing a leading byte-order mark (`why` says why it is refused) that the
+    /// decoding would drop: Hugging Face refuses one in JSON and keeps one in a template as text.
+    static func utf8Text(_ data: Data, url: URL, why: String = JSONValue.jsonWhy) throws -> String {
+        try JSONValue.refuseByteOrderMark(data, source: url.path, why: why)
         guard let text = String(data: data, encoding: .utf8) else {
             throw IRMError("\(url.path): expected UTF-8 text, found bytes that are not valid UTF-8")
         }

@@ -710,15 +710,22 @@ extension LoRAAdapter.TargetRule {
 // MARK: - Merging into a loaded checkpoint
 
 extension LoRAAdapter {
-    /// Every tensor of `checkpoint`, with the adapter merged (each changed tensor rounded to its
-    /// stored type), and the merge that made them.
-    public func mergedTensors(of checkpoint: Checkpoint) throws -> (tensors: [String: CheckpointTensor], merge: Merge) {
-        var tensors = try checkpoint.loadAllTensors()
+    /// Every tensor of `checkpoint` (or, with `onlyChanged`, those the adapter changes), with the
+    /// adapter merged (each changed tensor rounded to its stored type), and the merge that made them.
+    public func mergedTensors(of checkpoint: Checkpoint, onlyChanged: Bool = false) throws -> (tensors: [String: CheckpointTensor], merge: Merge) {
         let base = Base(location: checkpoint.path, architecture: checkpoint.architecture, kind: checkpoint.kind,
                         tiedEmbeddings: checkpoint.config.tiedEmbeddings,
-                        shapes: tensors.mapValues(\.shape),
+                        shapes: Dictionary(uniqueKeysWithValues: checkpoint.tensors.map { ($0.name, $0.shape) }),
                         names: [checkpoint.config.json["_name_or_path"]?.stringValue, checkpoint.provenance.sourceModel].compactMap { $0 }.filter { !$0.isEmpty })
         let plan = try merge(into: base)
+        var tensors: [String: CheckpointTensor] = [:]
+        if onlyChanged {
+            for name in plan.changedTensors where checkpoint.tensors.contains(where: { $0.name == name }) {
+                tensors[name] = try checkpoint.loadTensor(name)
+            }
+        } else {
+            tensors = try checkpoint.loadAllTensors()
+        }
         let storage = Dictionary(uniqueKeysWithValues: checkpoint.tensors.map { ($0.name, $0.dtype) })
         for name in plan.changedTensors {
             guard let tensor = tensors[name] else { continue }

@@ -71,7 +71,7 @@ public enum DataRecords {
     /// other content is JSON, an array when its first character is `[`, else one object per line.
     public static func parse(_ data: Data, source: String, fileExtension: String = "") throws -> (records: [DataRecord], layout: Layout) {
         var bytes = [UInt8](data)
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+        if bytes.starts(with: JSONValue.byteOrderMark) { bytes.removeFirst(3) }
         try refuseBinary(bytes, source: source, fileExtension: fileExtension)
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw IRMError("\(source): expected UTF-8 text (JSON lines, a JSON array, CSV or TSV), found bytes that are not valid UTF-8")

@@ -33,6 +33,9 @@ enum HDF5Library {
     static let initialised: Bool = {
         _ = H5open()
         _ = H5Eset_auto2(irm_H5E_DEFAULT(), nil, nil)
+        // A file can name filter plugins, which libhdf5 would load as shared libraries from
+        // HDF5_PLUGIN_PATH: code chosen by the file. irm loads none.
+        _ = H5PLset_loading_state(0)
         return true
     }()
 

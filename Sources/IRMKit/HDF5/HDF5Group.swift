@@ -37,6 +37,8 @@ public final class HDF5Group: HDF5AttributeHolder {
     /// What `name` is, or nil when there is no such link.
     public func kind(of name: String) -> HDF5ObjectKind? {
         guard contains(name) else { return nil }
+        // Opening an external link would open the file it names.
+        guard irm_link_is_hard(id, name) == 1 else { return .other }
         let object = H5Oopen(id, name, irm_H5P_DEFAULT())
         guard object >= 0 else {
             _ = HDF5Library.takeErrorDetail()
@@ -69,6 +71,7 @@ public final class HDF5Group: HDF5AttributeHolder {
     /// Opens the child group `name`, with an error that says what was found instead when it is not a
     /// group.
     public func group(_ name: String) throws -> HDF5Group {
+        if contains(name) { try requireHardLink(name) }
         switch kind(of: name) {
         case .group: return try HDF5Group.open(in: file, parentID: id, name: name, path: childPath(name))
         case nil: throw HDF5Error(file: file.path, object: childPath(name), message: "expected a group, found nothing")
@@ -88,6 +91,7 @@ public final class HDF5Group: HDF5AttributeHolder {
 
     /// Opens the dataset `name`.
     public func dataset(_ name: String) throws -> HDF5Dataset {
+        if contains(name) { try requireHardLink(name) }
         switch kind(of: name) {
         case .dataset: return try HDF5Dataset.open(in: self, name: name)
         case nil: throw HDF5Error(file: file.path, object: childPath(name), message: "expected a dataset, found nothing")

@@ -48,18 +48,20 @@ struct GatedDecoderOptions: Sendable {
 final class GatedDecoderModel: TransformerModel {
     let config: ModelConfig
     let kind: CheckpointKind
+    let source: String
     let outputHead: DenseWeight
-    private let embedding: [Float]
+    private let embedding: DenseWeight
     private let layers: [GatedDecoderLayer]
     private let finalNorm: [Float]
     private let options: GatedDecoderOptions
 
     /// `embedding` is `[vocab, hidden]`; the output head is taken from `weights` after it (or is
     /// the embedding, when tied).
-    init(config: ModelConfig, kind: CheckpointKind, embedding: [Float], layers: [GatedDecoderLayer], finalNorm: [Float],
+    init(config: ModelConfig, kind: CheckpointKind, embedding: DenseWeight, layers: [GatedDecoderLayer], finalNorm: [Float],
          options: GatedDecoderOptions, weights: inout CheckpointWeights) throws {
         self.config = config
         self.kind = kind
+        source = weights.source
         self.embedding = embedding
         self.layers = layers
         self.finalNorm = finalNorm
@@ -81,9 +83,7 @@ final class GatedDecoderModel: TransformerModel {
         let activated = FloatBuffer(count: n * inner)
         let rotary = batch.rotarySchedule(config: config)
 
-        embedding.withUnsafeBufferPointer { e in
-            for r in 0..<n { (x.pointer + r * d).update(from: e.baseAddress! + Int(batch.tokens[r]) * d, count: d) }
-        }
+        for r in 0..<n { embedding.widenRow(Int(batch.tokens[r]), into: x.pointer + r * d) }
         if let scale = options.embeddingScale { cblas_sscal(Int32(n * d), scale, x.pointer, 1) }
 
         /// Adds `f(input)` to x, through `norm` when the layer has one there.

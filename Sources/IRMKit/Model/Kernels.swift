@@ -30,31 +30,6 @@ final class FloatBuffer: @unchecked Sendable {
     var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
 
-/// How a stored weight matrix maps inputs to outputs.
-public enum WeightLayout: Sendable {
-    /// `nn.Linear`: `[out, in]`, `y = x Wᵀ`.
-    case outByIn
-    /// GPT-2 `Conv1D`: `[in, out]`, `y = x W`.
-    case inByOut
-}
-
-/// A dense weight matrix, kept in the layout the checkpoint stores so that loading copies nothing;
-/// OpenBLAS packs either layout at the same speed.
-public struct DenseWeight: Sendable {
-    public let values: [Float]
-    public let outFeatures: Int
-    public let inFeatures: Int
-    public let layout: WeightLayout
-
-    init(values: [Float], outFeatures: Int, inFeatures: Int, layout: WeightLayout) {
-        precondition(values.count == outFeatures * inFeatures, "weight size is checked by the loader")
-        self.values = values
-        self.outFeatures = outFeatures
-        self.inFeatures = inFeatures
-        self.layout = layout
-    }
-}
-
 /// The scale and shift of a LayerNorm (GPT-2, GPT-NeoX, OPT).
 struct LayerNormWeights: Sendable {
     let weight: [Float]
@@ -131,15 +106,50 @@ enum Kernels {
                      beta: Float, profile: ComputeProfile? = nil) {
         let start = profile != nil ? ComputeProfile.now() : 0
         let m = Int32(rows), n = Int32(weight.outFeatures), k = Int32(weight.inFeatures)
-        weight.values.withUnsafeBufferPointer { w in
+        if let w = weight.float32Pointer {
             switch weight.layout {
             case .outByIn:
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, input, k, w.baseAddress, k, beta, output, n)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, input, k, w, k, beta, output, n)
             case .inByOut:
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, input, k, w.baseAddress, n, beta, output, n)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, input, k, w, n, beta, output, n)
             }
+        } else {
+            gemmByPanels(input, rows: rows, weight: weight, output: output, beta: beta, profile: profile)
         }
         profile?.addGEMM(seconds: ComputeProfile.now() - start, flops: 2 * Double(rows) * Double(weight.outFeatures) * Double(weight.inFeatures))
+    }
+
+    /// Float32 values per widened panel: 16 MiB, small enough to stay in a large L2/L3 slice and for
+    /// malloc to reuse rather than map afresh, large enough that OpenBLAS's per-call packing of the
+    /// input is a small share of each call.
+    static let panelElements = 4 << 20
+
+    /// `gemm` for a weight that is not one aligned float32 matrix (half precision, or stacked
+    /// parts mapped from a file): consecutive panels of output features are widened into a scratch
+    /// buffer and each panel is one sgemm into its columns of `output`. Widening is exact, so the
+    /// result differs from `gemm` on the widened matrix only by sgemm's blocking.
+    static func gemmByPanels(_ input: UnsafePointer<Float>, rows: Int, weight: DenseWeight, output: UnsafeMutablePointer<Float>,
+                             beta: Float, profile: ComputeProfile?, panelElements: Int = panelElements) {
+        let n = weight.outFeatures, k = weight.inFeatures
+        guard n > 0, k > 0 else { return }
+        let panel = min(n, max(1, panelElements / k))
+        let scratch = FloatBuffer(count: panel * k)
+        var first = 0
+        while first < n {
+            let width = min(panel, n - first)
+            let widenStart = profile != nil ? ComputeProfile.now() : 0
+            weight.widenPanel(first..<(first + width), into: scratch.pointer)
+            if let profile { profile.widenSeconds += ComputeProfile.now() - widenStart }
+            switch weight.layout {
+            case .outByIn:
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(width), Int32(k), 1, input, Int32(k),
+                            scratch.pointer, Int32(k), beta, output + first, Int32(n))
+            case .inByOut:
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(width), Int32(k), 1, input, Int32(k),
+                            scratch.pointer, Int32(width), beta, output + first, Int32(n))
+            }
+            first += width
+        }
     }
 
     // MARK: Normalisation
@@ -505,6 +515,8 @@ public final class ComputeProfile: @unchecked Sendable {
     public var headSeconds = 0.0
     public var headFlops = 0.0
     public var softmaxSeconds = 0.0
+    /// Of `gemmSeconds`, the time spent widening half-precision (or copying mapped) weight panels.
+    public var widenSeconds = 0.0
     public var totalSeconds = 0.0
     /// Tokens run through a model's trunk (every layer), over all models and batches: what reuse
     /// of prompts and of stored hidden states saves.

@@ -39,7 +39,9 @@ public typealias ScoringProgress = (_ samplesDone: Int, _ tokensDone: Int) -> Vo
 /// Conventions: the log-prob of token k of the sequence `prompt + response` is
 /// `log_softmax(logits[k-1])[ids[k]]` over the model's full output vocabulary. A response token at
 /// position 0 (no prompt, no BOS) has no context and is reported as `nil`. A reward model's score is
-/// its head applied to the final-norm hidden state of the last token.
+/// its head applied to the final-norm hidden state of the last token. A result that is not finite
+/// (the forward pass overflowed float32) is an error naming the model's checkpoint, the sample and
+/// the position; `nil` only ever means "no context".
 public final class LogProbScorer {
     public let options: ScoringOptions
     /// When set, collects where the time goes.
@@ -66,9 +68,11 @@ public final class LogProbScorer {
                     tokens[target.sample][target.position] = Double(logits[Int(target.token)]) - lse
                 }
             }
+            try Self.requireFinite(batch.rows, samples, [("the log-prob", model.source, tokens)])
             caches.release(after: index, plan: plan)
             progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
         }
+        try MappedFile.checkAllUnchanged()
         return tokens.map(ResponseLogProbs.init)
     }
 
@@ -145,10 +149,16 @@ public final class LogProbScorer {
                 }
                 start += count
             }
+            try Self.requireFinite(batch.rows, samples, [
+                ("the log-prob", after.source, afterTokens), ("the log-prob", before.source, beforeTokens),
+                ("the KL against \(before.source)", after.source, kl),
+                ("the probability on the output rows that \(before.source) lacks", after.source, addedMass),
+            ])
             afterCaches.release(after: index, plan: plan)
             beforeCaches.release(after: index, plan: plan)
             progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
         }
+        try MappedFile.checkAllUnchanged()
         return samples.indices.map {
             ResponseComparison(after: ResponseLogProbs(tokens: afterTokens[$0]), before: ResponseLogProbs(tokens: beforeTokens[$0]), kl: kl[$0],
                                addedRowMass: widthAfter > shared ? addedMass[$0] : nil)
@@ -174,9 +184,14 @@ public final class LogProbScorer {
                     states[target.sample].replaceSubrange(destination..<(destination + d), with: hidden[(r * d)..<((r + 1) * d)])
                 }
             }
+            if let bad = FiniteValues.firstNonFinite(hidden) {
+                let target = batch.rows[bad / d].first ?? ScoringPlan.Target(sample: 0, position: 0, token: 0)
+                throw Self.overflow(model.source, samples[target.sample], "the final hidden state that predicts the token at response position \(target.position) (token id \(target.token))", Double(hidden[bad]))
+            }
             caches.release(after: index, plan: plan)
             progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
         }
+        try MappedFile.checkAllUnchanged()
         return states
     }
 
@@ -215,26 +230,32 @@ public final class LogProbScorer {
             for (r, targets) in batch.rows.enumerated() {
                 for target in targets {
                     scores[target.sample] = (0..<labels).map { Double(values.pointer[r * labels + $0]) }
+                    if let bad = scores[target.sample].firstIndex(where: { !$0.isFinite }) {
+                        throw Self.overflow(model.source, samples[target.sample], labels == 1 ? "the score" : "the score of label \(bad)", scores[target.sample][bad])
+                    }
                 }
             }
             caches.release(after: index, plan: plan)
             progress?(plan.samplesDone(after: index), plan.tokensDone(after: index))
         }
+        try MappedFile.checkAllUnchanged()
         return scores
     }
 
     /// The mean over positions of the final-norm hidden states of each sequence, run on its own
     /// (no prompt, no cache): `(1/T) Σ_t h_t`, `hiddenSize` values per sequence. An empty sequence
-    /// gives a zero vector. Identical sequences are run once.
-    public func meanPooledHiddenStates(of sequences: [[Int32]], under model: any TransformerModel,
+    /// gives a zero vector. Identical sequences are run once. `names` (one per sequence) name them
+    /// in messages; without them a sequence is named by its index.
+    public func meanPooledHiddenStates(of sequences: [[Int32]], under model: any TransformerModel, names: [String]? = nil,
                                        progress: ScoringProgress? = nil) throws -> [[Double]] {
         let width = model.config.finalHiddenSize
+        func name(_ index: Int) -> String { names.flatMap { $0.indices.contains(index) ? $0[index] : nil } ?? "sequence \(index)" }
         for (index, ids) in sequences.enumerated() {
             if let bad = ids.firstIndex(where: { $0 < 0 || Int($0) >= model.config.vocabSize }) {
-                throw IRMError("sequence \(index): token id \(ids[bad]) at position \(bad) is outside the model's vocabulary (ids 0..<\(model.config.vocabSize))")
+                throw IRMError("\(name(index)): token id \(ids[bad]) at position \(bad) is outside the model's vocabulary (ids 0..<\(model.config.vocabSize))")
             }
             if ids.count > model.config.scoringContext {
-                throw IRMError("sequence \(index): \(ids.count) tokens, more than the model's context of \(model.config.scoringContext) positions\(Self.contextNote(model.config))")
+                throw IRMError("\(name(index)): \(ids.count) tokens, more than the model's context of \(model.config.scoringContext) positions\(Self.contextNote(model.config))")
             }
         }
         var firstIndex: [[Int32]: Int] = [:]
@@ -253,6 +274,12 @@ public final class LogProbScorer {
             }
             let segments = unique[start..<end].map { ForwardSegment(tokens: $0, outputRows: Array(0..<$0.count)) }
             let hidden = model.finalHiddenStates(try PackedBatch(segments: segments, config: model.config), profile: profile)
+            if let bad = FiniteValues.firstNonFinite(hidden) {
+                var row = bad / width, offset = start
+                while offset < end, row >= unique[offset].count { row -= unique[offset].count; offset += 1 }
+                let index = offset < end ? sequences.firstIndex(of: unique[offset]) ?? 0 : 0
+                throw IRMError("\(model.source): \(name(index)): the final hidden state at position \(row) (token id \(offset < end ? unique[offset][row] : 0)) is \(Self.describe(Double(hidden[bad]))); \(Self.overflowNote)")
+            }
             var row = 0
             for (offset, ids) in unique[start..<end].enumerated() {
                 var mean = [Double](repeating: 0, count: width)
@@ -312,6 +339,41 @@ public final class LogProbScorer {
         }
     }
 
+    // MARK: Non-finite results
+
+    /// What a non-finite result means: the weights were checked when the model was loaded
+    /// (`CheckpointWeights.take`), so the float32 forward pass overflowed.
+    static let overflowNote = "the forward pass overflowed float32 (weights too large?)"
+
+    static func overflow(_ source: String, _ sample: ScoringSample, _ what: String, _ value: Double) -> IRMError {
+        IRMError("\(source): \(sample.name): \(what) is \(describe(value)); \(overflowNote)")
+    }
+
+    /// `nan`, `inf` or `-inf` (a NaN's sign bit means nothing here).
+    static func describe(_ value: Double) -> String { value.isNaN ? "nan" : "\(value)" }
+
+    /// Throws for the first result of a batch (in sample, then position order) that is not finite;
+    /// `checks` are tried in order, each as (what is checked, the checkpoint it comes from, the
+    /// results per sample and response position). `nil`, a token with no context, is not a result.
+    /// A scan over the batch's targets: next to the forward pass, its cost is nil.
+    private static func requireFinite(_ rows: [[ScoringPlan.Target]], _ samples: [ScoringSample],
+                                      _ checks: [(what: String, source: String, values: [[Double?]])]) throws {
+        for check in checks {
+            var worst: (target: ScoringPlan.Target, value: Double)? = nil
+            for row in rows {
+                for target in row {
+                    guard let value = check.values[target.sample][target.position], !value.isFinite else { continue }
+                    if let current = worst, (current.target.sample, current.target.position) <= (target.sample, target.position) { continue }
+                    worst = (target, value)
+                }
+            }
+            if let (target, value) = worst {
+                throw overflow(check.source, samples[target.sample],
+                               "\(check.what) at response position \(target.position) (token id \(target.token))", value)
+            }
+        }
+    }
+
     // MARK: Running a batch
 
     /// Runs the prompt pass (recording caches) and the main pass of one batch; returns the final
@@ -320,6 +382,8 @@ public final class LogProbScorer {
                           caches: inout PromptCaches) throws -> [Float] {
         let start = profile != nil ? ComputeProfile.now() : 0
         defer { if let profile { profile.totalSeconds += ComputeProfile.now() - start } }
+        // Mapped weights are read in place: a checkpoint rewritten under us would change them.
+        try MappedFile.checkAllUnchanged()
         var hidden: [Float] = []
         if !batch.promptSegments.isEmpty {
             let packed = try PackedBatch(segments: batch.promptSegments.map(\.segment), config: model.config)
@@ -339,6 +403,7 @@ public final class LogProbScorer {
             hidden += model.finalHiddenStates(packed, profile: profile)
             profile?.trunkTokens += packed.rowCount
         }
+        try MappedFile.checkAllUnchanged()
         return hidden
     }
 

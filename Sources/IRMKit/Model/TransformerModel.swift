@@ -14,6 +14,9 @@ import Foundation
 public protocol TransformerModel: AnyObject, Sendable {
     var config: ModelConfig { get }
     var kind: CheckpointKind { get }
+    /// Where the weights came from, for messages: the checkpoint's path, with ` + ADAPTER_DIR`
+    /// when an adapter was merged in memory (`CheckpointWeights.source`).
+    var source: String { get }
     /// The matrix applied to final hidden states: the vocabulary head of a policy (which may have
     /// more rows than the tokenizer has tokens) or the score head of a reward model.
     var outputHead: DenseWeight { get }
@@ -34,8 +37,10 @@ public enum ModelLoading {
         try load(checkpoint: Checkpoint.open(path: path))
     }
 
-    public static func load(checkpoint: Checkpoint) throws -> any TransformerModel {
-        var weights = try CheckpointWeights(checkpoint: checkpoint)
+    /// `allowMapping: false` reads every tensor into memory as float32 instead of mapping the
+    /// contiguous ones in place (the tests compare the two).
+    public static func load(checkpoint: Checkpoint, allowMapping: Bool = true) throws -> any TransformerModel {
+        var weights = try CheckpointWeights(checkpoint: checkpoint, allowMapping: allowMapping)
         return try build(checkpoint: checkpoint, weights: &weights)
     }
 
@@ -54,8 +59,8 @@ public enum ModelLoading {
     /// Loads `checkpoint` with the adapter merged into its weights, each changed tensor rounded to
     /// its stored type, exactly as `irm convert --adapter` would have stored it.
     public static func load(checkpoint: Checkpoint, adapter: LoRAAdapter) throws -> AdaptedModel {
-        let (tensors, merge) = try adapter.mergedTensors(of: checkpoint)
-        var weights = CheckpointWeights(tensors: tensors, source: "\(checkpoint.path) + \(adapter.directory)")
+        let (tensors, merge) = try adapter.mergedTensors(of: checkpoint, onlyChanged: true)
+        var weights = try CheckpointWeights(checkpoint: checkpoint, replacing: tensors, source: "\(checkpoint.path) + \(adapter.directory)")
         let model = try build(checkpoint: checkpoint, weights: &weights)
         return AdaptedModel(model: model, adapter: adapter, description: adapter.summary, inputFiles: adapter.inputFiles, warnings: merge.warnings)
     }
@@ -82,28 +87,46 @@ public enum ModelLoading {
     }
 }
 
-/// The tensors of a checkpoint, handed out one at a time so that each float32 array moves into the
-/// model without a copy and peak memory stays near one copy of the weights. Shapes come from the
-/// architecture's table (`TensorLayout.expectedShapes`), so a model file names each tensor once.
+/// The tensors of a checkpoint, handed out one at a time. Matrices stay at their stored precision
+/// and, when the file stores them contiguously, in place in a read-only mapping of it
+/// (`Checkpoint.storedTensor`), so that loading a model costs file-backed pages rather than a
+/// float32 copy of every weight; vectors (norms, biases) are small and are read as float32.
+/// Shapes come from the architecture's table (`TensorLayout.expectedShapes`), so a model file names
+/// each tensor once. Each tensor is checked when taken: its shape, and that every value is finite.
 struct CheckpointWeights {
     let source: String
-    private var tensors: [String: CheckpointTensor]
+    private let checkpoint: Checkpoint?
+    private let allowMapping: Bool
+    /// Tensors given in memory (an adapter's merged ones), which replace the checkpoint's.
+    private var given: [String: CheckpointTensor]
+    private var available: Set<String>
     private var declared: [String: [Int]] = [:]
 
-    init(checkpoint: Checkpoint) throws {
-        source = checkpoint.path
-        tensors = try checkpoint.loadAllTensors()
+    /// The tensors of `checkpoint`, after checking that none the architecture needs is missing or
+    /// misshaped; `replacing` are used instead of the stored tensors of the same names.
+    init(checkpoint: Checkpoint, replacing: [String: CheckpointTensor] = [:], source: String? = nil, allowMapping: Bool = true) throws {
+        if let problem = checkpoint.tensorProblems().first(where: { $0.kind != .unexpected }) {
+            throw IRMError("\(checkpoint.path): /tensors: \(problem)")
+        }
+        self.source = source ?? checkpoint.path
+        self.checkpoint = checkpoint
+        self.allowMapping = allowMapping
+        given = replacing
+        available = Set(checkpoint.tensors.map(\.name)).union(replacing.keys)
     }
 
     init(tensors: [String: CheckpointTensor], source: String) {
-        self.tensors = tensors
         self.source = source
+        checkpoint = nil
+        allowMapping = false
+        given = tensors
+        available = Set(tensors.keys)
     }
 
     /// The tensors the architecture declares, with their shapes.
     mutating func declare(_ shapes: [String: [Int]]) { declared = shapes }
 
-    func contains(_ name: String) -> Bool { tensors[name] != nil }
+    func contains(_ name: String) -> Bool { available.contains(name) }
 
     /// The declared shape of `name`.
     func shape(_ name: String) throws -> [Int] {
@@ -113,23 +136,51 @@ struct CheckpointWeights {
         return shape
     }
 
-    /// Removes and returns a tensor's values after checking its shape against the declared one and
-    /// that every value is finite. Each tensor is taken once, so each is scanned once.
-    mutating func take(_ name: String) throws -> [Float] {
+    /// Removes and returns a tensor at its stored precision after checking its shape against the
+    /// declared one and that every value is finite. Each tensor is taken once, so each is scanned once.
+    mutating func stored(_ name: String) throws -> StoredTensor {
         let shape = try shape(name)
-        guard let tensor = tensors.removeValue(forKey: name) else {
+        guard available.remove(name) != nil else {
             throw IRMError("\(source): /tensors/\(name): missing tensor (expected shape \(shape))")
         }
-        guard tensor.shape == shape, tensor.values.count == shape.reduce(1, *) else {
+        let tensor: StoredTensor
+        if let values = given.removeValue(forKey: name) {
+            guard values.values.count == values.shape.reduce(1, *) else {
+                throw IRMError("\(source): /tensors/\(name): expected shape \(shape), found \(values.shape)")
+            }
+            tensor = StoredTensor(name: name, shape: values.shape, values: values.values)
+        } else if let checkpoint {
+            tensor = try checkpoint.storedTensor(name, allowMapping: allowMapping && shape.count >= 2)
+        } else {
+            throw IRMError("\(source): /tensors/\(name): missing tensor (expected shape \(shape))")
+        }
+        guard tensor.shape == shape else {
             throw IRMError("\(source): /tensors/\(name): expected shape \(shape), found \(tensor.shape)")
         }
-        try FiniteValues.require(tensor.values, shape: shape, location: "\(source): /tensors/\(name)")
-        return tensor.values
+        if let bad = tensor.firstNonFinite() {
+            throw IRMError("\(source): /tensors/\(name): expected finite values, found \(tensor.value(at: bad)) at \(FiniteValues.multiIndex(bad, shape: shape)) (a diverged run?)")
+        }
+        return tensor
+    }
+
+    /// A tensor's values as float32 (for vectors: norms, biases).
+    mutating func take(_ name: String) throws -> [Float] {
+        try stored(name).floatValues()
     }
 
     /// `take` for a tensor the table lists only in some configurations.
     mutating func takeIfDeclared(_ name: String) throws -> [Float]? {
         declared[name] == nil ? nil : try take(name)
+    }
+
+    /// A declared matrix, `[out, in]` (`nn.Linear`, an embedding) or `[in, out]` (GPT-2 `Conv1D`).
+    mutating func matrix(_ name: String, layout: WeightLayout = .outByIn) throws -> DenseWeight {
+        let shape = try shape(name)
+        guard shape.count == 2 else { throw IRMError("\(source): /tensors/\(name): expected a matrix, the table says \(shape)") }
+        let tensor = try stored(name)
+        return layout == .outByIn
+            ? DenseWeight(tensor: tensor, outFeatures: shape[0], inFeatures: shape[1], layout: .outByIn)
+            : DenseWeight(tensor: tensor, outFeatures: shape[1], inFeatures: shape[0], layout: .inByOut)
     }
 
     /// The LayerNorm at `prefix` (`prefix.weight`, `prefix.bias`).
@@ -139,54 +190,42 @@ struct CheckpointWeights {
 
     /// A declared `[out, in]` weight (`nn.Linear`), with `prefix.bias` when the table lists one.
     mutating func linear(_ prefix: String) throws -> Linear {
-        let name = prefix + ".weight"
-        let shape = try shape(name)
-        guard shape.count == 2 else { throw IRMError("\(source): /tensors/\(name): expected a matrix, the table says \(shape)") }
-        let w = try take(name)
-        return Linear(weight: DenseWeight(values: w, outFeatures: shape[0], inFeatures: shape[1], layout: .outByIn),
-                      bias: try takeIfDeclared(prefix + ".bias"))
+        Linear(weight: try matrix(prefix + ".weight"), bias: try takeIfDeclared(prefix + ".bias"))
     }
 
     /// Several declared `[out_i, in]` weights stacked into one `[Σ out_i, in]` projection (fused
     /// q/k/v, gate/up), with their biases stacked when the table lists them.
     mutating func stacked(_ prefixes: [String]) throws -> Linear {
-        var values: [Float] = [], biases: [Float] = []
-        var rows = 0, inFeatures = 0, biased = 0
+        var parts: [DenseWeight] = [], biases: [Float] = []
+        var biased = 0
         for prefix in prefixes {
             let part = try linear(prefix)
-            if inFeatures == 0 { inFeatures = part.inFeatures }
-            guard part.inFeatures == inFeatures else {
-                throw IRMError("\(source): /tensors/\(prefix).weight: expected \(inFeatures) inputs like \(prefixes[0]), found \(part.inFeatures)")
+            if let first = parts.first, part.inFeatures != first.inFeatures {
+                throw IRMError("\(source): /tensors/\(prefix).weight: expected \(first.inFeatures) inputs like \(prefixes[0]), found \(part.inFeatures)")
             }
-            values += part.weight.values
-            rows += part.outFeatures
+            parts.append(part.weight)
             if let b = part.bias { biases += b; biased += 1 }
         }
         guard biased == 0 || biased == prefixes.count else {
             throw IRMError("\(source): /tensors/\(prefixes[0]): some of \(prefixes.joined(separator: ", ")) have biases and some do not")
         }
-        return Linear(weight: DenseWeight(values: values, outFeatures: rows, inFeatures: inFeatures, layout: .outByIn),
-                      bias: biased == 0 ? nil : biases)
+        return Linear(weight: DenseWeight(stacking: parts), bias: biased == 0 ? nil : biases)
     }
 
     /// The output head: the reward model's `score.weight`, else the untied head, else (tied) the
     /// input embedding, which the model keeps for lookups as well; the two share storage.
-    mutating func outputHead(config: ModelConfig, kind: CheckpointKind, embedding: [Float]) throws -> DenseWeight {
+    mutating func outputHead(config: ModelConfig, kind: CheckpointKind, embedding: DenseWeight) throws -> DenseWeight {
         let d = config.finalHiddenSize
         switch kind {
         case .rewardModel:
-            let w = try take("score.weight")
-            return DenseWeight(values: w, outFeatures: config.labelCount, inFeatures: d, layout: .outByIn)
+            return try matrix("score.weight")
         case .policy:
             let name = TensorLayout.outputHeadName(config.architecture)
-            if declared[name] != nil {
-                let w = try take(name)
-                return DenseWeight(values: w, outFeatures: w.count / d, inFeatures: d, layout: .outByIn)
-            }
-            guard config.tiedEmbeddings, embedding.count == config.vocabSize * d else {
+            if declared[name] != nil { return try matrix(name) }
+            guard config.tiedEmbeddings, embedding.outFeatures == config.vocabSize, embedding.inFeatures == d else {
                 throw IRMError("\(source): /tensors/\(name): missing tensor; the configuration says the head is not tied to the input embedding")
             }
-            return DenseWeight(values: embedding, outFeatures: config.vocabSize, inFeatures: d, layout: .outByIn)
+            return embedding
         }
     }
 }

@@ -47,6 +47,8 @@ public struct ChatFormatting: Sendable {
         var source = stored?.origin
         if let templatePath {
             let data = try InputFile.contents(templatePath, what: "the --chat-template file")
+            try JSONValue.refuseByteOrderMark(data, source: "--chat-template \(templatePath)",
+                                              why: templatePath.hasSuffix(".json") ? JSONValue.jsonWhy : JSONValue.templateWhy)
             guard let text = String(data: data, encoding: .utf8) else {
                 throw IRMError("--chat-template \(templatePath): cannot be read as UTF-8 text")
             }

@@ -19,13 +19,34 @@ public enum JSONValue: Equatable, Sendable {
     }
 
     /// Parses UTF-8 JSON text into any `JSONTree` (for example one that keeps the order of keys).
+    ///
+    /// A leading byte-order mark is refused with a message that names it, as Python's `json.loads`
+    /// refuses one ("Unexpected UTF-8 BOM"): RFC 8259 §8.1 forbids it in JSON text, and the
+    /// parser's plain complaint about the character 'ï' would not say what is wrong. (Data files
+    /// skip it before their records are parsed: `DataRecords`.)
     static func parseTree<Tree: JSONTree>(_ data: Data, source: String) throws -> Tree {
         let bytes = [UInt8](data)
+        try refuseByteOrderMark(data, source: source)
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw IRMError("\(source): expected UTF-8 JSON text, found bytes that are not valid UTF-8")
         }
         var parser = JSONParser<Tree>(bytes: bytes, source: source)
         return try parser.parseDocument()
+    }
+
+    /// The UTF-8 encoding of U+FEFF, which some Windows editors put at the start of a text file.
+    static let byteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]
+
+    /// Throws, naming `source`, when `data` starts with a byte-order mark. JSON text must not
+    /// (`parseTree`); call this too before Foundation decodes a file's bytes into a `String`, which
+    /// drops the mark without a word (`String(data:encoding:)`, `String(contentsOfFile:)`).
+    static let jsonWhy = ", which JSON text must not have"
+    /// transformers reads a template file as UTF-8 and keeps the mark, which then renders as text.
+    static let templateWhy = ", which Hugging Face would keep as the template's first character"
+
+    static func refuseByteOrderMark(_ data: Data, source: String, why: String = jsonWhy) throws {
+        guard data.starts(with: byteOrderMark) else { return }
+        throw IRMError("\(source): starts with a UTF-8 byte-order mark (bytes EF BB BF)\(why); save the file as UTF-8 without it")
     }
 
     public static func parse(_ text: String, source: String) throws -> JSONValue {

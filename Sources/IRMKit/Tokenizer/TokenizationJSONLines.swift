@@ -22,6 +22,7 @@ public enum TokenizationJSONLines {
     /// Reads a tokenizer.json file.
     public static func loadTokenizer(jsonPath path: String) throws -> Tokenizer {
         let data = try InputFile.contents(path, what: "the tokenizer.json file")
+        try JSONValue.refuseByteOrderMark(data, source: path)
         guard let text = String(data: data, encoding: .utf8) else {
             throw IRMError("\(path): expected UTF-8 JSON text, found bytes that are not valid UTF-8")
         }

@@ -36,20 +36,9 @@ final class NonFiniteWeightsTests: XCTestCase {
 
     /// A copy of a converted fixture with some values replaced: `poison[name]` lists (flat index, value).
     func poisoned(_ fixture: String, _ poison: [String: [(Int, Float)]]) throws -> String {
-        let source = work.appendingPathComponent("src-\(UUID().uuidString.prefix(6)).h5")
-        _ = try HuggingFaceImporter.convert(directory: Fixtures.path(fixture), output: source.path)
-        let checkpoint = try Checkpoint.open(path: source.path)
-        let out = work.appendingPathComponent("poisoned-\(UUID().uuidString.prefix(6)).h5")
-        let writer = try CheckpointWriter(destination: out, architecture: checkpoint.architecture, kind: checkpoint.kind,
-                                          configJSON: checkpoint.config.json.serialized(), tokenizerJSON: checkpoint.tokenizerJSON,
-                                          tokenizerConfigJSON: nil, provenance: Provenance())
-        for info in checkpoint.tensors {
-            var values = try checkpoint.loadTensor(info.name).values
-            for (index, value) in poison[info.name] ?? [] { values[index] = value }
-            try writer.addTensor(name: info.name, shape: info.shape, values: values, dtype: .f32)
-        }
-        try writer.finish()
-        return out.path
+        try ModelFixtures.edited(fixture, in: work, poison.mapValues { changes in
+            { values in for (index, value) in changes { values[index] = value } }
+        })
     }
 
     func assertLoadFails(_ path: String, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {

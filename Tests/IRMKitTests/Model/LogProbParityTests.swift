@@ -28,6 +28,8 @@ final class LogProbParityTests: XCTestCase {
         let fixture = try LogProbFixture.load(name)
         XCTAssertEqual(fixture.kind, "policy")
         let model = try ModelFixtures.load(fixture.modelDir, for: self)
+        // The weights are used in place, at the precision the fixture stores them.
+        XCTAssertTrue(model.outputHead.isMapped, "\(name): the head is mapped")
         let results = try LogProbScorer().logProbs(of: fixture.scoringSamples, under: model)
         XCTAssertEqual(results.count, fixture.samples.count)
         for (result, expected) in zip(results, fixture.samples) {
@@ -52,6 +54,7 @@ final class LogProbParityTests: XCTestCase {
             let fixture = try LogProbFixture.load(name)
             XCTAssertEqual(fixture.kind, "reward-model")
             let model = try ModelFixtures.load(fixture.modelDir, for: self)
+            XCTAssertTrue(model.outputHead.isMapped, "\(name): the head is mapped")
             let scores = try LogProbScorer().rewards(of: fixture.scoringSamples, under: model)
             for (score, expected) in zip(scores, fixture.samples) {
                 assertClose(score, try XCTUnwrap(expected.score), absolute: 1e-4, "\(name) sample \(expected.id): reward")

@@ -74,6 +74,28 @@ enum ModelFixtures {
     static func load(_ modelDir: String, for testCase: XCTestCase) throws -> any TransformerModel {
         try ModelLoading.load(path: checkpointPath(modelDir, for: testCase))
     }
+
+    /// A converted copy of a Hugging Face fixture with some tensors' values changed, as float32
+    /// in a new checkpoint in `directory`: `edits[name]` rewrites tensor `name`'s flat values.
+    static func edited(_ modelDir: String, in directory: URL, _ edits: [String: (inout [Float]) -> Void]) throws -> String {
+        let source = directory.appendingPathComponent("src-\(UUID().uuidString.prefix(6)).h5")
+        _ = try HuggingFaceImporter.convert(directory: Fixtures.path(modelDir), output: source.path)
+        let checkpoint = try Checkpoint.open(path: source.path)
+        let out = directory.appendingPathComponent("edited-\(UUID().uuidString.prefix(6)).h5")
+        let writer = try CheckpointWriter(destination: out, architecture: checkpoint.architecture, kind: checkpoint.kind,
+                                          configJSON: checkpoint.config.json.serialized(), tokenizerJSON: checkpoint.tokenizerJSON,
+                                          tokenizerConfigJSON: nil, provenance: Provenance())
+        for name in edits.keys where !checkpoint.tensors.contains(where: { $0.name == name }) {
+            XCTFail("\(modelDir) has no tensor \(name)")
+        }
+        for info in checkpoint.tensors {
+            var values = try checkpoint.loadTensor(info.name).values
+            edits[info.name]?(&values)
+            try writer.addTensor(name: info.name, shape: info.shape, values: values, dtype: .f32)
+        }
+        try writer.finish()
+        return out.path
+    }
 }
 
 /// Missing log-probs as NaN, so that `assertClose` also checks where they are missing.

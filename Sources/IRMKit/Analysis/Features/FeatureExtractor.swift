@@ -28,8 +28,9 @@ public struct FeatureTable: Sendable {
 /// Turns samples into named features in two passes: `init(fittingOn:specification:)` fits the
 /// dataset-level state (the IDF of prompts and responses), then `extract(_:)` computes the table.
 ///
-/// Every value is finite for every input; the conventions for empty texts are those of the
-/// individual measures (docs/features.md).
+/// Every built-in is finite for every text by construction; the conventions for empty texts are
+/// those of the individual measures (docs/features.md). A value that is not finite anyway (an
+/// input cosine, or a bug) is an error naming the feature and the sample, never replaced by 0.
 public struct FeatureExtractor {
     public let specification: FeatureSpecification
     public let idf: InverseDocumentFrequency
@@ -64,9 +65,10 @@ public struct FeatureExtractor {
     public func extract(_ inputs: [FeatureInput]) throws -> FeatureTable {
         var closed: [Bool] = []
         closed.reserveCapacity(inputs.count)
+        func label(_ i: Int) -> String { inputs[i].name ?? "sample \(i + 1)" }
         for (i, input) in inputs.enumerated() {
             do { closed.append(try input.isClosedEnded()) } catch let error as IRMError {
-                throw IRMError("features: sample \(i + 1): \(error.message)")
+                throw IRMError("features: \(label(i)): \(error.message)")
             }
         }
         var skipped: [SkippedFeature] = []
@@ -90,7 +92,7 @@ public struct FeatureExtractor {
             let row = rows[i]
             var j = 0
             for feature in builtIns {
-                values[i + j * n] = row[feature]
+                values[i + j * n] = try Self.checked(row[feature], feature, sample: label(i))
                 j += 1
             }
             for (k, regex) in regexes.enumerated() {
@@ -106,10 +108,10 @@ public struct FeatureExtractor {
             }
             for field in specification.numericFields {
                 guard let value = input.numericFields[field] else {
-                    throw IRMError("features: sample \(i + 1) has no numeric field \"\(field)\" (named in numeric_fields); every sample needs a number there")
+                    throw IRMError("features: \(label(i)) has no numeric field \"\(field)\" (named in numeric_fields); every sample needs a number there")
                 }
                 guard value.isFinite else {
-                    throw IRMError("features: sample \(i + 1): numeric field \"\(field)\" is \(value); expected a finite number")
+                    throw IRMError("features: \(label(i)): numeric field \"\(field)\" is \(value); expected a finite number")
                 }
                 values[i + j * n] = value
                 j += 1
@@ -132,8 +134,18 @@ public struct FeatureExtractor {
         return FeatureTable(matrix: matrix, definitions: definitions, skipped: skipped)
     }
 
+    /// `value`, when finite. Every built-in is finite for every text by its definition
+    /// (docs/features.md), so anything else is a bug, reported rather than replaced by 0.
+    static func checked(_ value: Double, _ feature: BuiltinFeature, sample: String) throws -> Double {
+        guard value.isFinite else {
+            throw IRMError("features: \(sample): \(feature.rawValue) is \(value); every built-in feature is finite by its definition (docs/features.md), so this is a bug in irm: please report it")
+        }
+        return value
+    }
+
     /// Why a built-in with `requirement` cannot be computed for `inputs`, nil when it can; throws
-    /// when some samples have the input and others lack it.
+    /// when some samples have the input and others lack it, or when a sample's input cosine is not
+    /// finite (before-policy hidden states that overflowed: never a reason to skip quietly).
     private static func skipReason(_ requirement: FeatureRequirement, inputs: [FeatureInput], closed: [Bool]) throws -> String? {
         let anyClosed = closed.contains(true)
         let needing: [Int]
@@ -146,22 +158,33 @@ public struct FeatureExtractor {
             field = "responseTokenCount"
         case .hiddenStates:
             needing = Array(inputs.indices)
-            field = "a finite hiddenStateCosine"
+            field = "hiddenStateCosine"
         case .referenceHiddenStates:
             guard anyClosed else { return "no sample is closed-ended (none has a reference answer)" }
             needing = inputs.indices.filter { closed[$0] }
-            field = "a finite referenceHiddenStateCosine"
+            field = "referenceHiddenStateCosine"
+        }
+        func value(_ i: Int) -> Double? {
+            switch requirement {
+            case .hiddenStates: inputs[i].hiddenStateCosine
+            case .referenceHiddenStates: inputs[i].referenceHiddenStateCosine
+            default: nil
+            }
+        }
+        let label = { (i: Int) in inputs[i].name ?? "sample \(i + 1)" }
+        if let bad = needing.first(where: { value($0).map { !$0.isFinite } ?? false }), let cosine = value(bad) {
+            let feature = requirement == .hiddenStates ? BuiltinFeature.hiddenStateCosine : .referenceHiddenStateCosine
+            throw IRMError("features: \(label(bad)): \(feature.rawValue) is \(cosine) (its input \(field)); expected a finite cosine")
         }
         let missing = needing.filter { i in
             switch requirement {
             case .tokenCount: inputs[i].responseTokenCount == nil
-            case .hiddenStates: !(inputs[i].hiddenStateCosine?.isFinite ?? false)
-            default: !(inputs[i].referenceHiddenStateCosine?.isFinite ?? false)
+            default: value(i) == nil
             }
         }
         if missing.isEmpty { return nil }
         if missing.count == needing.count { return "no sample has \(field)" }
-        throw IRMError("features: sample \(missing[0] + 1) lacks \(field), which \(needing.count - missing.count) of \(needing.count) samples have; supply it for every sample or for none")
+        throw IRMError("features: \(label(missing[0])) lacks \(field), which \(needing.count - missing.count) of \(needing.count) samples have; supply it for every sample or for none")
     }
 }
 
@@ -171,7 +194,7 @@ struct BuiltinValues {
 
     subscript(feature: BuiltinFeature) -> Double {
         get { values[BuiltinValues.index[feature] ?? 0] }
-        set { if let i = BuiltinValues.index[feature] { values[i] = newValue.isFinite ? newValue : 0 } }
+        set { if let i = BuiltinValues.index[feature] { values[i] = newValue } }
     }
 
     private static let index: [BuiltinFeature: Int] = Dictionary(
@@ -213,13 +236,14 @@ struct BuiltinComputer: Sendable {
         let promptWords = TextProfile(input.prompt).words
         v[.promptWordRecall] = ContentWords.recall(of: promptWords, in: words)
         v[.promptTfidfCosine] = idf.cosine(promptWords, words)
-        v[.hiddenStateCosine] = Self.finiteOrZero(input.hiddenStateCosine)
+        // nil: not supplied, and then the feature is skipped (`skipReason`), so 0 is never reported.
+        v[.hiddenStateCosine] = input.hiddenStateCosine ?? 0
         if closedEnded {
             let referenceWords = TextProfile(input.reference ?? "").words
             v[.closedEnded] = 1
             v[.referenceWordRecall] = ContentWords.recall(of: referenceWords, in: words)
             v[.referenceTfidfCosine] = idf.cosine(referenceWords, words)
-            v[.referenceHiddenStateCosine] = Self.finiteOrZero(input.referenceHiddenStateCosine)
+            v[.referenceHiddenStateCosine] = input.referenceHiddenStateCosine ?? 0
         }
 
         // Format.
@@ -262,10 +286,5 @@ struct BuiltinComputer: Sendable {
         v[.endsCleanly] = Ending.endsCleanly(response.scalars) ? 1 : 0
         v[.hasStopMarker] = wasCut ? 1 : 0
         return v
-    }
-
-    private static func finiteOrZero(_ x: Double?) -> Double {
-        guard let x, x.isFinite else { return 0 }
-        return x
     }
 }

@@ -82,7 +82,10 @@ public struct FeatureSpecification: Sendable, Equatable {
         } else {
             throw IRMError("\(path): features file must end in .yaml, .yml or .json, so that its format is known")
         }
-        guard let text = String(data: try InputFile.contents(path, what: "the features file"), encoding: .utf8) else {
+        let data = try InputFile.contents(path, what: "the features file")
+        // YAML allows a byte-order mark at the start (PyYAML skips it, and so does the decoding); JSON does not.
+        if format == .json { try JSONValue.refuseByteOrderMark(data, source: path) }
+        guard let text = String(data: data, encoding: .utf8) else {
             throw IRMError("\(path): cannot read the features file as UTF-8 text: found bytes that are not valid UTF-8")
         }
         return try parse(text, format: format, source: path)

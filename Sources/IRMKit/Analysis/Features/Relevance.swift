@@ -112,10 +112,13 @@ public enum ContentWords {
 /// states over the prompt's tokens and over the response's tokens (each text encoded on its own),
 /// and the cosine is passed in.
 public enum HiddenStateRelevance {
-    /// a·b / (|a| |b|), or 0 when either vector is zero, their lengths differ, or a value is not
-    /// finite.
+    /// a·b / (|a| |b|), clamped to [-1, 1]; 0 when either vector is zero or their lengths differ.
+    /// NaN when a value is not finite: the feature extractor then names the sample, where a 0
+    /// would hide hidden states that overflowed.
     public static func cosine(_ a: [Double], _ b: [Double]) -> Double {
         guard a.count == b.count else { return 0 }
+        guard a.allSatisfy(\.isFinite), b.allSatisfy(\.isFinite) else { return .nan }
+        // The vectors are means of float32 states (|x| < 3.5e38), so no square overflows float64.
         var dot = 0.0, na = 0.0, nb = 0.0
         for i in a.indices {
             dot += a[i] * b[i]
@@ -123,7 +126,6 @@ public enum HiddenStateRelevance {
             nb += b[i] * b[i]
         }
         guard na > 0, nb > 0 else { return 0 }
-        let c = dot / (na.squareRoot() * nb.squareRoot())
-        return c.isFinite ? min(max(c, -1), 1) : 0
+        return min(max(dot / (na.squareRoot() * nb.squareRoot()), -1), 1)
     }
 }

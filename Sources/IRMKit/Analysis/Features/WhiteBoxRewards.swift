@@ -18,10 +18,13 @@ public struct FeatureInput: Sendable, Equatable {
     public var referenceHiddenStateCosine: Double?
     /// The sample's numeric data fields, for features files that list `numeric_fields`.
     public var numericFields: [String: Double]
+    /// Names the sample in messages, e.g. `data.jsonl: line 12 (id "q7", chosen)`; nil: `sample N`
+    /// (its 1-based place among the inputs).
+    public var name: String?
 
     public init(prompt: String, response: String, reference: String? = nil, qtype: String? = nil,
                 responseTokenCount: Int? = nil, hiddenStateCosine: Double? = nil,
-                referenceHiddenStateCosine: Double? = nil, numericFields: [String: Double] = [:]) {
+                referenceHiddenStateCosine: Double? = nil, numericFields: [String: Double] = [:], name: String? = nil) {
         self.prompt = prompt
         self.response = response
         self.reference = reference
@@ -30,6 +33,7 @@ public struct FeatureInput: Sendable, Equatable {
         self.hiddenStateCosine = hiddenStateCosine
         self.referenceHiddenStateCosine = referenceHiddenStateCosine
         self.numericFields = numericFields
+        self.name = name
     }
 
     /// Whether the item is closed-ended: it has a non-blank reference and its qtype is closed or

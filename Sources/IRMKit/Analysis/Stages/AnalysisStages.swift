@@ -129,7 +129,28 @@ public struct PolicyComparison: Sendable {
         }
         self.beta = resolved
         implicitRewards = try comparisons.map { try ImplicitReward(after: $0.after.tokens, before: $0.before.tokens, beta: resolved) }
+        try Self.requireFinite(implicitRewards, comparisons, data.sequences, after: after.model.source, before: before.model.source)
         self.warnings = warnings
+    }
+
+    /// Throws, naming the two checkpoints, the sample and the position, for the first implicit
+    /// reward that is not finite, so that no fit downstream meets it as "the target has a
+    /// non-finite value". The scorer refuses non-finite log-probs, so what is left is a β so large
+    /// that β·Δ overflows float64, or an infinite log-prob read from a score store.
+    static func requireFinite(_ rewards: [ImplicitReward], _ comparisons: [ResponseComparison], _ sequences: [ScoringSample],
+                              after: String, before: String) throws {
+        for (i, reward) in rewards.enumerated() {
+            let name = i < sequences.count ? sequences[i].name : "sample \(i + 1)"
+            let scored = "the implicit reward of \(after) against \(before)"
+            if let p = reward.perToken.firstIndex(where: { $0.map { !$0.isFinite } ?? false }) {
+                let a = comparisons[i].after.tokens[p] ?? .nan, b = comparisons[i].before.tokens[p] ?? .nan
+                let cause = a.isFinite && b.isFinite ? "β is too large" : "the log-probs are not finite (read from a score store?)"
+                throw IRMError("\(name): \(scored) at response position \(p) is \(reward.perToken[p] ?? .nan) (β = \(reward.beta), log π_after = \(a), log π_before = \(b)); expected a finite number: \(cause)")
+            }
+            if !reward.sum.isFinite {
+                throw IRMError("\(name): \(scored), summed over the response, is \(reward.sum) (β = \(reward.beta)); expected a finite number: β is too large")
+            }
+        }
     }
 }
 
@@ -154,7 +175,8 @@ public struct FeatureStage: Sendable {
         let referenceRows = references.indices.filter { references[$0].map { !$0.allSatisfy(\.isWhitespace) } ?? false }
         if !referenceRows.isEmpty {
             let referenceStates = try scorer.meanPooledHiddenStates(
-                of: referenceRows.map { tokenizer.encode(references[$0] ?? "", addSpecialTokens: true).ids }, under: before.model)
+                of: referenceRows.map { tokenizer.encode(references[$0] ?? "", addSpecialTokens: true).ids }, under: before.model,
+                names: referenceRows.map { "\(scoring[$0].name), reference" })
             for (k, row) in referenceRows.enumerated() {
                 referenceCosines[row] = HiddenStateRelevance.cosine(referenceStates[k], responseStates[row])
             }
@@ -166,7 +188,7 @@ public struct FeatureStage: Sendable {
                 response: sample.responseText.map(tokenizer.removingSpecialTokens(from:)) ?? tokenizer.decode(scoring[i].responseIDs, skipSpecialTokens: true),
                 reference: references[i], qtype: qtypes[i], responseTokenCount: scoring[i].responseIDs.count,
                 hiddenStateCosine: HiddenStateRelevance.cosine(promptStates[i], responseStates[i]),
-                referenceHiddenStateCosine: referenceCosines[i], numericFields: sample.numericFields))
+                referenceHiddenStateCosine: referenceCosines[i], numericFields: sample.numericFields, name: scoring[i].name))
         }
         self.inputs = inputs
         progress?.stage("features")

@@ -154,6 +154,12 @@ extension StageStore {
             tokens += samples.reduce(0) { $0 + $1.tokenCount }
             progress?(block.upperBound, tokens)
         }
+        // The scorer refuses non-finite scores it computes; this catches those read from the store.
+        for (i, vector) in scores.enumerated() {
+            if let bad = vector.first(where: { !$0.isFinite }) {
+                throw IRMError("\(checkpointPath): \(sequences[i].name): the reward model's score is \(bad) (read from the score store); expected a finite number")
+            }
+        }
         return scores
     }
 }
@@ -183,8 +189,8 @@ extension StageStore {
                     responses.append(Array(r[i]))
                 }
             } else {
-                let p = try scorer.meanPooledHiddenStates(of: samples.map(\.promptIDs), under: policy.model)
-                let r = try scorer.meanPooledHiddenStates(of: samples.map(\.responseIDs), under: policy.model)
+                let p = try scorer.meanPooledHiddenStates(of: samples.map(\.promptIDs), under: policy.model, names: samples.map { "\($0.name), prompt" })
+                let r = try scorer.meanPooledHiddenStates(of: samples.map(\.responseIDs), under: policy.model, names: samples.map { "\($0.name), response" })
                 try entry?.write(block: block, columns: ScoreStore.Columns([
                     "prompt": .vectorsFloat64(try .init(width: width, vectors: p.map { $0.isEmpty ? [Double](repeating: 0, count: width) : $0 })),
                     "response": .vectorsFloat64(try .init(width: width, vectors: r.map { $0.isEmpty ? [Double](repeating: 0, count: width) : $0 })),

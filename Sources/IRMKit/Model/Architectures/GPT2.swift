@@ -68,9 +68,10 @@ struct GPT2Architecture: ArchitectureDefinition {
 public final class GPT2Model: TransformerModel {
     public let config: ModelConfig
     public let kind: CheckpointKind
+    public let source: String
     public let outputHead: DenseWeight
-    private let tokenEmbedding: [Float]
-    private let positionEmbedding: [Float]
+    private let tokenEmbedding: DenseWeight
+    private let positionEmbedding: DenseWeight
     private let blocks: [Block]
     private let finalNorm: LayerNormWeights
 
@@ -87,13 +88,11 @@ public final class GPT2Model: TransformerModel {
     init(config: ModelConfig, kind: CheckpointKind, weights: inout CheckpointWeights) throws {
         self.config = config
         self.kind = kind
+        source = weights.source
         // The config was checked when read (GPT2Architecture.readConfig).
         // The Conv1D weights stay [in, out]: sgemm reads them untransposed.
         func conv1D(_ name: String) throws -> Linear {
-            let shape = try weights.shape(name + ".weight")
-            let w = try weights.take(name + ".weight")
-            return Linear(weight: DenseWeight(values: w, outFeatures: shape[1], inFeatures: shape[0], layout: .inByOut),
-                          bias: try weights.take(name + ".bias"))
+            Linear(weight: try weights.matrix(name + ".weight", layout: .inByOut), bias: try weights.take(name + ".bias"))
         }
         func norm(_ name: String) throws -> LayerNormWeights {
             try weights.layerNorm(name)
@@ -117,8 +116,8 @@ public final class GPT2Model: TransformerModel {
         }
         self.blocks = blocks
         finalNorm = try norm("transformer.ln_f")
-        positionEmbedding = try weights.take("transformer.wpe.weight")
-        let embedding = try weights.take("transformer.wte.weight")
+        positionEmbedding = try weights.matrix("transformer.wpe.weight")
+        let embedding = try weights.matrix("transformer.wte.weight")
         tokenEmbedding = embedding
         outputHead = try weights.outputHead(config: config, kind: kind, embedding: embedding)
     }
@@ -132,14 +131,12 @@ public final class GPT2Model: TransformerModel {
         let attended = FloatBuffer(count: n * d)
         let inner = FloatBuffer(count: n * config.intermediateSize)
 
-        tokenEmbedding.withUnsafeBufferPointer { wte in
-            positionEmbedding.withUnsafeBufferPointer { wpe in
-                for r in 0..<n {
-                    let t = wte.baseAddress! + Int(batch.tokens[r]) * d, p = wpe.baseAddress! + Int(batch.positions[r]) * d
-                    let row = x.pointer + r * d
-                    for j in 0..<d { row[j] = t[j] + p[j] }
-                }
-            }
+        let position = FloatBuffer(count: d)
+        for r in 0..<n {
+            let row = x.pointer + r * d
+            tokenEmbedding.widenRow(Int(batch.tokens[r]), into: row)
+            positionEmbedding.widenRow(Int(batch.positions[r]), into: position.pointer)
+            for j in 0..<d { row[j] += position.pointer[j] }
         }
         for (layer, block) in blocks.enumerated() {
             Kernels.layerNorm(x.pointer, rows: n, width: d, weight: block.norm1.weight, bias: block.norm1.bias,

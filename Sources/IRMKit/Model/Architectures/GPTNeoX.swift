@@ -73,8 +73,9 @@ struct GPTNeoXArchitecture: ArchitectureDefinition {
 public final class GPTNeoXModel: TransformerModel {
     public let config: ModelConfig
     public let kind: CheckpointKind
+    public let source: String
     public let outputHead: DenseWeight
-    private let embedding: [Float]
+    private let embedding: DenseWeight
     private let layers: [Layer]
     private let finalNorm: LayerNormWeights
     private let geometry: AttentionGeometry
@@ -91,45 +92,47 @@ public final class GPTNeoXModel: TransformerModel {
     init(config: ModelConfig, kind: CheckpointKind, weights: inout CheckpointWeights) throws {
         self.config = config
         self.kind = kind
+        source = weights.source
         let d = config.hiddenSize, hd = config.headDim, heads = config.headCount
         // The config was checked when read (GPTNeoXArchitecture.readConfig).
         func norm(_ name: String) throws -> LayerNormWeights {
             try weights.layerNorm(name)
         }
-        /// Regroups per-head `[q_h | k_h | v_h]` rows into `[Q | K | V]`.
-        func regroup(_ values: [Float], rowWidth: Int) -> [Float] {
-            var out = [Float](repeating: 0, count: values.count)
-            values.withUnsafeBufferPointer { src in
-                out.withUnsafeMutableBufferPointer { dst in
-                    for h in 0..<heads {
-                        for part in 0..<3 {
-                            for i in 0..<hd {
-                                let from = (h * 3 * hd + part * hd + i) * rowWidth
-                                let to = (part * d + h * hd + i) * rowWidth
-                                (dst.baseAddress! + to).update(from: src.baseAddress! + from, count: rowWidth)
-                            }
-                        }
-                    }
-                }
+        /// Per-head `[q_h | k_h | v_h]` rows, regrouped into `[Q | K | V]` as slabs of `headDim`
+        /// rows each (in place when the tensor is mapped).
+        func regroupedRows(_ tensor: StoredTensor, rowWidth: Int) -> [DenseWeight.Slab] {
+            var slabs: [DenseWeight.Slab] = []
+            for part in 0..<3 {
+                for h in 0..<heads { slabs.append(DenseWeight.Slab(tensor: tensor, firstElement: (h * 3 + part) * hd * rowWidth, rows: hd)) }
+            }
+            return slabs
+        }
+        /// The same regrouping of a bias.
+        func regroup(_ values: [Float]) -> [Float] {
+            var out: [Float] = []
+            out.reserveCapacity(values.count)
+            for part in 0..<3 {
+                for h in 0..<heads { out += values[((h * 3 + part) * hd)..<((h * 3 + part + 1) * hd)] }
             }
             return out
         }
         var layers: [Layer] = []
         for layer in 0..<config.layerCount {
             let p = "gpt_neox.layers.\(layer)."
-            let qkvWeight = regroup(try weights.take(p + "attention.query_key_value.weight"), rowWidth: d)
-            let qkvBias = try weights.takeIfDeclared(p + "attention.query_key_value.bias").map { regroup($0, rowWidth: 1) }
+            let qkvWeight = DenseWeight(outByInSlabs: regroupedRows(try weights.stored(p + "attention.query_key_value.weight"), rowWidth: d),
+                                        inFeatures: d)
+            let qkvBias = try weights.takeIfDeclared(p + "attention.query_key_value.bias").map(regroup)
             layers.append(Layer(
                 inputNorm: try norm(p + "input_layernorm"),
                 postAttentionNorm: try norm(p + "post_attention_layernorm"),
-                queryKeyValue: Linear(weight: DenseWeight(values: qkvWeight, outFeatures: 3 * d, inFeatures: d, layout: .outByIn), bias: qkvBias),
+                queryKeyValue: Linear(weight: qkvWeight, bias: qkvBias),
                 dense: try weights.linear(p + "attention.dense"),
                 up: try weights.linear(p + "mlp.dense_h_to_4h"),
                 down: try weights.linear(p + "mlp.dense_4h_to_h")))
         }
         self.layers = layers
         finalNorm = try norm("gpt_neox.final_layer_norm")
-        let embedding = try weights.take("gpt_neox.embed_in.weight")
+        let embedding = try weights.matrix("gpt_neox.embed_in.weight")
         self.embedding = embedding
         outputHead = try weights.outputHead(config: config, kind: kind, embedding: embedding)
         geometry = AttentionGeometry(headCount: heads, kvHeadCount: heads, headDim: hd, scale: Float(1 / Double(hd).squareRoot()), window: nil)
@@ -146,9 +149,7 @@ public final class GPTNeoXModel: TransformerModel {
         let hidden = FloatBuffer(count: n * inner)
         let rotary = batch.rotarySchedule(config: config)
 
-        embedding.withUnsafeBufferPointer { e in
-            for r in 0..<n { (x.pointer + r * d).update(from: e.baseAddress! + Int(batch.tokens[r]) * d, count: d) }
-        }
+        for r in 0..<n { embedding.widenRow(Int(batch.tokens[r]), into: x.pointer + r * d) }
         batch.positions.withUnsafeBufferPointer { positions in
             for (index, layer) in layers.enumerated() {
                 Kernels.layerNorm(x.pointer, rows: n, width: d, weight: layer.inputNorm.weight, bias: layer.inputNorm.bias,

@@ -65,7 +65,7 @@ struct Gemma2Architecture: ArchitectureDefinition {
                 mlpOutputNorm: try weights.rmsNorm(p + "post_feedforward_layernorm.weight", offset: 1),
                 geometry: geometry))
         }
-        return try GatedDecoderModel(config: c, kind: kind, embedding: try weights.take("model.embed_tokens.weight"), layers: layers,
+        return try GatedDecoderModel(config: c, kind: kind, embedding: try weights.matrix("model.embed_tokens.weight"), layers: layers,
                                      finalNorm: try weights.rmsNorm("model.norm.weight", offset: 1),
                                      options: GatedDecoderOptions(activation: .geluTanh, embeddingScale: Float(Double(c.hiddenSize).squareRoot())),
                                      weights: &weights)

@@ -113,9 +113,10 @@ struct OPTArchitecture: ArchitectureDefinition {
 final class OPTModel: TransformerModel {
     let config: ModelConfig
     let kind: CheckpointKind
+    let source: String
     let outputHead: DenseWeight
-    private let tokenEmbedding: [Float]
-    private let positionEmbedding: [Float]
+    private let tokenEmbedding: DenseWeight
+    private let positionEmbedding: DenseWeight
     private let projectIn: Linear?
     private let projectOut: Linear?
     private let finalNorm: LayerNormWeights?
@@ -136,6 +137,7 @@ final class OPTModel: TransformerModel {
     fileprivate init(config: ModelConfig, kind: CheckpointKind, settings: OPTArchitecture.Settings, weights: inout CheckpointWeights) throws {
         self.config = config
         self.kind = kind
+        source = weights.source
         preNorm = settings.preNorm
         let d = config.hiddenSize
         func norm(_ name: String) throws -> LayerNormWeights {
@@ -157,8 +159,8 @@ final class OPTModel: TransformerModel {
         finalNorm = settings.finalNorm ? try norm("model.decoder.final_layer_norm") : nil
         projectIn = settings.projectedWidth == nil ? nil : try weights.linear("model.decoder.project_in")
         projectOut = settings.projectedWidth == nil ? nil : try weights.linear("model.decoder.project_out")
-        positionEmbedding = try weights.take("model.decoder.embed_positions.weight")
-        let embedding = try weights.take("model.decoder.embed_tokens.weight")
+        positionEmbedding = try weights.matrix("model.decoder.embed_positions.weight")
+        let embedding = try weights.matrix("model.decoder.embed_tokens.weight")
         tokenEmbedding = embedding
         outputHead = try weights.outputHead(config: config, kind: kind, embedding: embedding)
         geometry = AttentionGeometry(headCount: config.headCount, kvHeadCount: config.headCount, headDim: config.headDim,
@@ -176,15 +178,13 @@ final class OPTModel: TransformerModel {
         let hidden = FloatBuffer(count: n * inner)
 
         let embedded = projectIn == nil ? x : FloatBuffer(count: n * e)
-        tokenEmbedding.withUnsafeBufferPointer { table in
-            for r in 0..<n { (embedded.pointer + r * e).update(from: table.baseAddress! + Int(batch.tokens[r]) * e, count: e) }
-        }
+        for r in 0..<n { tokenEmbedding.widenRow(Int(batch.tokens[r]), into: embedded.pointer + r * e) }
         projectIn?.apply(embedded.pointer, rows: n, into: x.pointer, profile: profile)
-        positionEmbedding.withUnsafeBufferPointer { table in
-            for r in 0..<n {
-                let row = x.pointer + r * d, position = table.baseAddress! + (Int(batch.positions[r]) + 2) * d
-                for j in 0..<d { row[j] += position[j] }
-            }
+        let position = FloatBuffer(count: d)
+        for r in 0..<n {
+            let row = x.pointer + r * d
+            positionEmbedding.widenRow(Int(batch.positions[r]) + 2, into: position.pointer)
+            for j in 0..<d { row[j] += position.pointer[j] }
         }
         for (index, layer) in layers.enumerated() {
             var input = x.pointer

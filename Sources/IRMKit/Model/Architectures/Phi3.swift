@@ -63,7 +63,7 @@ struct Phi3Architecture: ArchitectureDefinition {
                 geometry: AttentionGeometry(headCount: c.headCount, kvHeadCount: c.kvHeadCount, headDim: c.headDim,
                                             scale: Float(1 / Double(c.headDim).squareRoot()), window: c.layerSlidingWindows[layer])))
         }
-        return try GatedDecoderModel(config: c, kind: kind, embedding: try weights.take("model.embed_tokens.weight"), layers: layers,
+        return try GatedDecoderModel(config: c, kind: kind, embedding: try weights.matrix("model.embed_tokens.weight"), layers: layers,
                                      finalNorm: try weights.rmsNorm("model.norm.weight"), options: GatedDecoderOptions(), weights: &weights)
     }
 
