@@ -40,7 +40,8 @@ public final class MappedFile: @unchecked Sendable {
 
     /// Maps `path` read-only. The file must be a regular, non-empty file.
     public init(path: String) throws {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; fstat refuses it below.
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw IRMError("\(path): cannot open the file for mapping: \(String(cString: strerror(errno)))") }
         var info = stat()
         guard fstat(fd, &info) == 0 else {

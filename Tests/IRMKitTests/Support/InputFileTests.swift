@@ -6,15 +6,18 @@ import XCTest
 /// ever, a device reads without end. Each reader refuses them, naming the path and what it is.
 final class InputFileTests: XCTestCase {
     /// A FIFO in a fresh directory, and a writer that, should the code under test open it and wait,
-    /// opens it after a grace period and closes it again: the waiting reader then sees an empty file
-    /// and the test fails on its message instead of hanging the suite. With the check in place
-    /// nothing ever waits on the FIFO and the writer finds no reader.
+    /// opens it after a grace period and closes it again: the waiting reader then sees an empty file,
+    /// and the test fails (the writer found a reader) instead of hanging the suite. With the checks
+    /// in place nothing ever opens the FIFO for reading, so the writer never finds a reader.
     func makeFIFO(_ name: String) throws -> String {
         let path = try Fixtures.temporaryDirectory(for: self).appendingPathComponent(name).path
         XCTAssertEqual(mkfifo(path, 0o600), 0, String(cString: strerror(errno)))
         let unblocker = FIFOUnblocker(path: path)
         unblocker.start()
-        addTeardownBlock { unblocker.stop() }
+        addTeardownBlock {
+            unblocker.stop()
+            XCTAssertFalse(unblocker.releasedAReader, "something opened \(path) for reading and waited on it")
+        }
         return path
     }
 
@@ -59,6 +62,9 @@ final class InputFileTests: XCTestCase {
         assertRefusesFIFO("Hugging Face file") { _ = try HuggingFaceImporter.readFile(URL(fileURLWithPath: fifo), what: "the model configuration") }
         let features = try makeFIFO("features.yaml")
         assertRefusesFIFO("features file") { _ = try FeatureSpecification.load(path: features) }
+        XCTAssertThrowsError(try MappedFile(path: fifo)) {
+            XCTAssertTrue("\($0)".contains("expected a non-empty regular file to map"), "\($0)")
+        }
     }
 
     func testDevicesAndDirectoriesAreRefusedByName() throws {
@@ -94,8 +100,12 @@ final class FIFOUnblocker: @unchecked Sendable {
     private let path: String
     private let lock = NSLock()
     private var stopped = false
+    private var released = false
 
     init(path: String) { self.path = path }
+
+    /// Whether a reader was waiting on the FIFO when the writer opened it.
+    var releasedAReader: Bool { lock.withLock { released } }
 
     func start() {
         let thread = Thread { [self] in
@@ -103,7 +113,10 @@ final class FIFOUnblocker: @unchecked Sendable {
             while !isStopped {
                 // O_NONBLOCK: fails with ENXIO when nobody is reading, and never waits itself.
                 let descriptor = open(path, O_WRONLY | O_NONBLOCK)
-                if descriptor >= 0 { close(descriptor) }
+                if descriptor >= 0 {
+                    lock.withLock { released = true }
+                    close(descriptor)
+                }
                 Thread.sleep(forTimeInterval: 1)
             }
         }
