@@ -46,8 +46,12 @@ static void remove_registered(void) {
     }
 }
 
-static void finish(int signal_number) {
+void irm_cleanup_now(void) {
     if (atomic_exchange(&cleaning, 1) == 0) remove_registered();
+}
+
+static void finish(int signal_number) {
+    irm_cleanup_now();
     for (unsigned i = 0; i < IRM_HANDLED_COUNT; i++) {
         if (handled_signals[i] == signal_number) sigaction(signal_number, &previous_actions[i], NULL);
     }

@@ -24,6 +24,10 @@ long irm_cleanup_registered_count(void);
 /// which then removes the registered paths and re-raises it. Calls nest.
 void irm_cleanup_defer(int deferring);
 
+/// Removes every registered path now, once (async-signal-safe): for a signal handler that ends the
+/// process itself, such as the SIGBUS handler of mapped files.
+void irm_cleanup_now(void);
+
 /// Swaps the two paths atomically (Linux renameat2 with RENAME_EXCHANGE, macOS renamex_np with
 /// RENAME_SWAP). Returns 0, or -1 with errno set; EINVAL, ENOSYS or ENOTSUP when the system or
 /// the file system cannot exchange.

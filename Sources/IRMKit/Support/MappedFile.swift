@@ -1,3 +1,4 @@
+import CAtomicOutput
 import Foundation
 
 /// A whole file mapped read-only into memory, for weights used at their stored precision without
@@ -184,6 +185,7 @@ enum MappedFileGuard {
                 let slot = MappedFileGuard.slots[index]
                 if slot.start != 0, address >= slot.start, address < slot.end, let message = slot.message {
                     _ = write(2, message, slot.messageLength)
+                    irm_cleanup_now()  // the unfinished outputs' temporary files and locks (SignalCleanup)
                     _exit(1)
                 }
             }
