@@ -32,11 +32,14 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLapack", path: "Sources/CLapack", pkgConfig: "lapacke",
                        providers: [.apt(["liblapacke-dev"])]),
+        // The C half of AtomicOutput: the signal handler that removes unfinished outputs'
+        // temporary files, and the atomic exchange of two directories.
+        .target(name: "CAtomicOutput", path: "Sources/CAtomicOutput"),
         // The chat-template (Jinja) renderer: its own module, depending on Foundation only.
         .target(name: "ChatTemplate", swiftSettings: optimisedDebug),
         .target(
             name: "IRMKit",
-            dependencies: ["CHDF5", "CBLAS", "CLapack", "ChatTemplate", .product(name: "Yams", package: "Yams"),
+            dependencies: ["CHDF5", "CBLAS", "CLapack", "CAtomicOutput", "ChatTemplate", .product(name: "Yams", package: "Yams"),
                            .product(name: "CSV", package: "CSV.swift")],
             swiftSettings: hostVectorFlags + optimisedDebug
         ),

@@ -26,8 +26,10 @@ struct AnalyzeCommand: ParsableCommand {
             "rejected_NAME" give per-response values of field NAME.
 
             Writes into --out: report.md, report.html, attribution.csv, samples.csv, tokens.csv, \
-            divergence.json, manifest.json and plots/ (docs/analysis-outputs.md explains every column). Each file \
-            is written to a temporary file and renamed into place; nothing is written if the analysis fails.
+            divergence.json, manifest.json and plots/ (docs/analysis-outputs.md explains every column). --out is \
+            checked and locked before the work and written as a whole (docs/outputs.md): built beside it and \
+            swapped into place, so it holds the old analysis or the new one, never a mix, and nothing changes if \
+            the analysis fails.
             """)
 
     @Option(help: "The policy before fine-tuning (.h5).")
@@ -113,8 +115,9 @@ struct AnalyzeCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            let claim = try claimOutput(out, as: .directory, label: "--out", warn: output.warn)
+            defer { claim.release() }
             let directory = URL(fileURLWithPath: out)
-            try checkOutputDirectory(directory)
             var options = AnalysisOptions(beforePath: before, afterPath: after, dataPath: data)
             options.beforeAdapterPath = beforeAdapter
             options.afterAdapterPath = afterAdapter
@@ -138,6 +141,10 @@ struct AnalyzeCommand: ParsableCommand {
             options.chatTemplatePath = sequence.chatTemplate
             options.templateDate = try sequence.date()
             options.storeDirectory = storage.directory(forOutput: directory)
+            try claim.checkNothingInside([("--before", before), ("--after", after), ("--data", data)]
+                + [("--before-adapter", beforeAdapter), ("--after-adapter", afterAdapter), ("--features", options.featuresPath),
+                   ("--reward-model", training.rewardModel.first), ("--chat-template", sequence.chatTemplate),
+                   ("--store", options.storeDirectory?.path)].compactMap { label, path in path.map { (label, $0) } })
 
             let started = Date()
             let result = try AnalysisPipeline.run(options, progress: output.progressOutput)
@@ -147,27 +154,5 @@ struct AnalyzeCommand: ParsableCommand {
                 print(String(format: "done in %.1f s", Date().timeIntervalSince(started)))
             }
         }
-    }
-}
-
-/// Fails early, before any scoring, when the output directory cannot be made or written.
-func checkOutputDirectory(_ url: URL) throws {
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
-        guard isDirectory.boolValue else {
-            throw IRMError("--out \(url.path): exists and is not a directory; expected a directory for the report files")
-        }
-        guard FileManager.default.isWritableFile(atPath: url.path) else {
-            throw IRMError("--out \(url.path): the directory is not writable")
-        }
-        return
-    }
-    var parentIsDirectory: ObjCBool = false
-    var ancestor = url.deletingLastPathComponent()
-    while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &parentIsDirectory) && ancestor.path != "/" {
-        ancestor = ancestor.deletingLastPathComponent()
-    }
-    guard parentIsDirectory.boolValue, FileManager.default.isWritableFile(atPath: ancestor.path) else {
-        throw IRMError("--out \(url.path): cannot create the directory (\(ancestor.path) is not a writable directory)")
     }
 }

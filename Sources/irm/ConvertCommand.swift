@@ -56,10 +56,14 @@ struct ConvertCommand: ParsableCommand {
         options.beta = beta
         options.notes = notes
         options.adapterPath = adapter
-        let report = try runReportingErrors { try HuggingFaceImporter.convert(directory: modelDirectory, output: output, options: options) }
+        let report = try runReportingErrors {
+            let claim = try claimOutput(output, as: .file, label: nil, warn: printWarning)
+            defer { claim.release() }
+            return try HuggingFaceImporter.convert(directory: modelDirectory, output: output, options: options)
+        }
         print("wrote \(output): \(report.architecture.rawValue) \(report.kind.rawValue), \(report.tensorCount) tensors, \(report.parameterCount) parameters")
         for item in report.dropped { print("  dropped \(item)") }
         if let summary = report.adapterSummary { print("  merged \(summary) into \(report.adaptedTensorCount) tensors") }
-        for warning in report.warnings { FileHandle.standardError.write(Data("irm: warning: \(warning)\n".utf8)) }
+        for warning in report.warnings { printWarning(warning) }
     }
 }

@@ -82,8 +82,9 @@ struct DriftCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            let claim = try claimOutput(out, as: .directory, label: "--out", warn: output.warn)
+            defer { claim.release() }
             let directory = URL(fileURLWithPath: out)
-            try checkOutputDirectory(directory)
             var paths = checkpoints
             if let checkpointPattern {
                 let matches = try expandGlob(checkpointPattern, option: "--checkpoints")
@@ -114,6 +115,10 @@ struct DriftCommand: ParsableCommand {
             options.chatTemplatePath = sequence.chatTemplate
             options.templateDate = try sequence.date()
             options.storeDirectory = storage.directory(forOutput: directory)
+            try claim.checkNothingInside([("--base", base), ("--data", data)] + paths.map { ("--checkpoint", $0) }
+                + rewardModels.map { ("--reward-model", $0) }
+                + [("--features", options.featuresPath), ("--chat-template", sequence.chatTemplate),
+                   ("--store", options.storeDirectory?.path)].compactMap { label, path in path.map { (label, $0) } })
 
             let started = Date()
             let result = try DriftPipeline.run(options, progress: output.progressOutput)

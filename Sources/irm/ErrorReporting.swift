@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IRMKit
 
 /// Runs `body`; a library error is printed as one line on stderr (`irm: error: ...`) and the
 /// command exits with status 1, instead of ArgumentParser's usage text.
@@ -9,8 +10,17 @@ func runReportingErrors<T>(_ body: () throws -> T) throws -> T {
     } catch let error as ExitCode {
         throw error
     } catch {
-        let message = "irm: error: \(error)\n"
-        FileHandle.standardError.write(Data(message.utf8))
+        printDiagnostic("error", "\(error)")
         throw ExitCode(1)
     }
+}
+
+/// A warning on stderr, `irm: warning: ...`, one line.
+func printWarning(_ text: String) { printDiagnostic("warning", text) }
+
+/// The one place the tool prints its diagnostics: control characters that a message quotes from an
+/// input file are escaped (`MessageText.oneLine`), so that a message cannot drive the terminal and
+/// stays one line.
+private func printDiagnostic(_ kind: String, _ text: String) {
+    FileHandle.standardError.write(Data("irm: \(kind): \(MessageText.oneLine(text))\n".utf8))
 }

@@ -44,7 +44,8 @@ struct ScoreCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let outURL = URL(fileURLWithPath: out)
-            try AtomicOutput.checkWritable(outURL)
+            let claim = try claimOutput(out, as: .file, label: "--out", warn: output.warn)
+            defer { claim.release() }
             var options = ScoreRun.Options(modelPath: model, dataPath: data)
             options.referencePath = reference
             options.sequences = sequence.options

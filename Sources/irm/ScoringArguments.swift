@@ -44,7 +44,7 @@ struct OutputArguments: ParsableArguments {
 
     /// A warning on stderr, unless --quiet.
     func warn(_ text: String) {
-        if !quiet { FileHandle.standardError.write(Data("irm: warning: \(text)\n".utf8)) }
+        if !quiet { printWarning(text) }
     }
 }
 

@@ -62,7 +62,7 @@ struct TokenizeCommand: ParsableCommand {
                 let samples = try SampleFile.read(path: data)
                 let (sequences, warnings, _) = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: sequence.options,
                                                                      source: data).build(samples)
-                for warning in warnings { FileHandle.standardError.write(Data("irm: warning: \(warning)\n".utf8)) }
+                for warning in warnings { printWarning(warning) }
                 let lines = zip(samples, sequences).map { SequenceLines.line($0, $1, tokenizer: tokenizer) }
                 FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
                 return

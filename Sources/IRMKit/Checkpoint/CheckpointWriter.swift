@@ -1,25 +1,26 @@
 import Foundation
 
 /// Writes an irm checkpoint (format v1). The file appears at its destination only when `finish()`
-/// succeeds: until then it is a hidden temporary file beside it, which `cancel()` (or an error in
-/// `finish()`) removes.
+/// succeeds: until then it is a hidden temporary file beside it (`AtomicOutput.PendingFile`), which
+/// `cancel()`, an error in `finish()`, or SIGINT, SIGTERM or SIGHUP removes.
 ///
 /// Tensors are written one at a time, so converting a large model holds one tensor in memory.
 public final class CheckpointWriter {
     public let destination: URL
     private let temporary: URL
+    private let pending: AtomicOutput.PendingFile
     private var file: HDF5File?
     private var tensorGroup: HDF5Group?
     private var written: Set<String> = []
 
     public init(destination: URL, architecture: Architecture, kind: CheckpointKind, configJSON: String,
                 tokenizerJSON: String, tokenizerConfigJSON: String?, chatTemplate: String? = nil, provenance: Provenance) throws {
-        try AtomicOutput.checkWritable(destination)
         if let beta = provenance.beta, !Provenance.isValidBeta(beta) {
             throw IRMError("\(destination.path): /provenance: attribute \"beta\" would be \(beta); expected \(Provenance.betaRule)")
         }
+        pending = try AtomicOutput.PendingFile(destination: destination)
         self.destination = destination
-        self.temporary = AtomicOutput.temporaryURL(beside: destination)
+        self.temporary = pending.temporary
         do {
             let file = try HDF5File.create(temporary.path)
             self.file = file
@@ -109,20 +110,14 @@ public final class CheckpointWriter {
         }
         tensorGroup = nil
         self.file = nil  // the last references go, so libhdf5 closes the file
-        guard rename(temporary.path, destination.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
-            throw IRMError("cannot move the finished checkpoint into place at \(destination.path): \(reason)")
-        }
+        try pending.publish()
     }
 
     /// Abandons the file and removes the temporary.
     public func cancel() {
         tensorGroup = nil
-        if file != nil {
-            file = nil
-            try? FileManager.default.removeItem(at: temporary)
-        }
+        file = nil
+        pending.abandon()
     }
 
     /// Messages should name the destination the user asked for, not our hidden temporary.

@@ -48,7 +48,9 @@ public enum HuggingFaceImporter {
         }
         let dir = URL(fileURLWithPath: directory, isDirectory: true)
         let outputURL = URL(fileURLWithPath: output)
-        try AtomicOutput.checkWritable(outputURL)
+        // Checked and locked before anything is read; the writer publishes under this claim.
+        let claim = try AtomicOutput.claim(outputURL, as: .file)
+        defer { claim.release() }
 
         // Configuration.
         let configURL = dir.appendingPathComponent("config.json")
@@ -234,11 +236,7 @@ public enum HuggingFaceImporter {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw IRMError("\(url.path): missing \(what)")
         }
-        do {
-            return try Data(contentsOf: url)
-        } catch {
-            throw IRMError("\(url.path): cannot read \(what) (\(error.localizedDescription))")
-        }
+        return try InputFile.contents(url.path, what: what)
     }
 
     /// The file's text, refusing a leading byte-order mark (`why` says why it is refused) that the

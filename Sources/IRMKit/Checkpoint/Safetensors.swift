@@ -36,6 +36,7 @@ public struct SafetensorsFile: @unchecked Sendable {
         self.path = path
         let url = URL(fileURLWithPath: path)
         let data: Data
+        try InputFile.requireRegular(path, what: "a safetensors file")
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {

@@ -56,10 +56,7 @@ public enum DataRecords {
             if isDirectory.boolValue {
                 throw IRMError("\(path): is a directory; --data takes one file (JSON lines, a JSON array, CSV or TSV)")
             }
-            guard let contents = FileManager.default.contents(atPath: path) else {
-                throw IRMError("\(path): cannot be read (permission denied, or not a regular file)")
-            }
-            data = contents
+            data = try InputFile.contents(path, what: "the data file; to read a pipe, pass --data - and pipe it into standard input")
         }
         return data
     }

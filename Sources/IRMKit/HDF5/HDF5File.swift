@@ -30,6 +30,10 @@ public final class HDF5File {
         guard !isDirectory.boolValue else {
             throw HDF5Error(file: path, object: nil, message: "expected an HDF5 file, found a directory")
         }
+        let kind = InputFile.kind(of: path)
+        guard kind == .regular else {
+            throw HDF5Error(file: path, object: nil, message: "is \(kind.phrase), expected a regular file (an HDF5 file)")
+        }
         let signature = H5Fis_hdf5(path)
         if signature == 0 {
             throw HDF5Error(file: path, object: nil,

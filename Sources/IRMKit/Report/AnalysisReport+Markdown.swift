@@ -7,8 +7,8 @@ struct ReportTable {
     private(set) var rows: [[String]] = []
     /// Columns of token text, shown as code spans in Markdown.
     let codeColumns: Set<Int>
-    /// Columns of free text from the inputs (paths, prompts, responses). In Markdown `&` and `<`
-    /// are escaped so that markup in the data (an HTML comment, a tag) cannot change the document.
+    /// Columns of free text from the inputs (paths, prompts, responses). In Markdown every `&` and
+    /// `<` is escaped, besides what `MarkdownText.escape` does to every cell.
     let textColumns: Set<Int>
     /// Columns aligned left in Markdown besides the first, the code and the text columns (labels);
     /// the others hold numbers and are aligned right.
@@ -23,16 +23,17 @@ struct ReportTable {
 
     mutating func append(_ row: [String]) { rows.append(row) }
 
+    /// The table as GitHub-flavoured Markdown. Every cell that is not code goes through
+    /// `MarkdownText.escape`, whatever its column holds: a feature or group name from the inputs can
+    /// sit in any column.
     var markdown: String {
         let left = codeColumns.union(textColumns).union(labelColumns).union([0])
-        var table = MarkdownTable(header: header, alignments: header.indices.map { left.contains($0) ? .left : .right })
+        var table = MarkdownTable(header: header.map { MarkdownText.escape($0) },
+                                  alignments: header.indices.map { left.contains($0) ? .left : .right })
         for row in rows {
             table.append(row.enumerated().map { column, cell in
                 if codeColumns.contains(column) { return Self.codeSpan(cell) }
-                if textColumns.contains(column) {
-                    return cell.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                }
-                return cell
+                return MarkdownText.escape(cell, everyAngleAndAmpersand: textColumns.contains(column))
             })
         }
         return table.text
@@ -55,14 +56,18 @@ enum ReportBlock {
 }
 
 extension AnalysisReport {
-    /// report.md: the blocks as GitHub-flavoured Markdown; figures link to their SVG files.
+    /// report.md: the blocks as GitHub-flavoured Markdown; figures link to their SVG files. The text
+    /// of headings, paragraphs, list items and table cells goes through `MarkdownText.escape`, so
+    /// that names and values from the inputs, which the blocks quote, show as text and cannot act as
+    /// markup (raw HTML, links, new blocks).
     static func markdown(_ blocks: [ReportBlock]) -> String {
         blocks.map { block -> String in
             switch block {
-            case .heading(let text, let level): String(repeating: "#", count: min(max(level, 1), 6)) + " " + text
-            case .paragraph(let text): text
+            case .heading(let text, let level):
+                String(repeating: "#", count: min(max(level, 1), 6)) + " " + MarkdownText.escape(text, atBlockStart: true)
+            case .paragraph(let text): MarkdownText.escape(text, atBlockStart: true)
             case .code(let text): "```\n\(text)\n```"
-            case .bullets(let items): items.map { "- " + $0.replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\n")
+            case .bullets(let items): items.map { "- " + MarkdownText.escape($0, atBlockStart: true) }.joined(separator: "\n")
             case .table(let table): String(table.markdown.dropLast())
             case .figure(let figure): "![\(figure.caption)](\(figure.path))"
             }

@@ -31,65 +31,13 @@ public enum AnalysisReport {
         return texts.map { (path: $0.path, data: Data($0.text.utf8)) }
     }
 
-    /// Creates `directory` (and `plots/`) if needed and writes every file atomically
-    /// (`AtomicOutput.write`: temporary file, then rename). All bytes are built before anything is
-    /// written, and every temporary file is complete before the first rename, so a failure while
-    /// building or writing leaves no output file behind (a failing rename, after the data is on
-    /// disk, can leave the files renamed before it).
+    /// Writes every file into `directory` as one atomic output (`AtomicOutput.writeDirectory`):
+    /// built whole beside it, then put in its place, so that a reader sees the old analysis or the
+    /// new one, never a mix, and no file of an earlier analysis remains. All bytes are built before
+    /// anything is written; a failure leaves `directory` as it was. Missing parent directories are
+    /// created (and removed again when the write fails).
     public static func write(_ result: AnalysisResult, to directory: URL) throws {
-        let files = try files(for: result)
-        let plotsDirectory = directory.appendingPathComponent("plots", isDirectory: true)
-        let needsPlots = files.contains { $0.path.hasPrefix("plots/") }
-        var created: [URL] = []
-        do {
-            for folder in [directory] + (needsPlots ? [plotsDirectory] : []) {
-                if let top = try makeDirectory(folder) { created.append(top) }
-            }
-            try writeAtomically(files[...], into: directory)
-        } catch {
-            // A folder this call created holds only what this call put there.
-            for folder in created.reversed() { try? FileManager.default.removeItem(at: folder) }
-            throw error
-        }
-    }
-
-    /// Creates `url` as a directory, with any missing parents; returns the outermost folder it
-    /// created (nil when `url` existed). Throws, naming the path, when a file is in the way.
-    static func makeDirectory(_ url: URL) throws -> URL? {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
-                throw IRMError("cannot write the analysis into \(url.path): it is a file, not a directory; choose another --out or remove the file")
-            }
-            return nil
-        }
-        var outermost = url.standardizedFileURL
-        while case let parent = outermost.deletingLastPathComponent(), parent.path != outermost.path,
-              !FileManager.default.fileExists(atPath: parent.path) {
-            outermost = parent
-        }
-        do {
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        } catch {
-            throw IRMError("cannot create the output directory \(url.path): \(error.localizedDescription)")
-        }
-        return outermost
-    }
-
-    /// Writes the first file's temporary copy, then (inside its `AtomicOutput.write` body) the
-    /// rest, so that the renames happen only after every temporary file is complete; a failure
-    /// removes the temporary files of all enclosing levels.
-    static func writeAtomically(_ files: ArraySlice<(path: String, data: Data)>, into directory: URL) throws {
-        guard let first = files.first else { return }
-        let url = directory.appendingPathComponent(first.path)
-        try AtomicOutput.write(to: url) { temporary in
-            do {
-                try first.data.write(to: temporary)
-            } catch {
-                throw IRMError("cannot write \(url.path): \(error.localizedDescription)")
-            }
-            try writeAtomically(files.dropFirst(), into: directory)
-        }
+        try AtomicOutput.writeDirectory(try files(for: result), to: directory)
     }
 
     /// The short summary table printed to stdout (plain text, at most about 25 lines).

@@ -24,19 +24,10 @@ public enum DriftReport {
         return texts.map { (path: $0.path, data: Data($0.text.utf8)) }
     }
 
-    /// Writes every file into `directory` (created if needed), atomically as `AnalysisReport.write` does.
+    /// Writes every file into `directory` as one atomic output, as `AnalysisReport.write` does;
+    /// `plots/` is there even when no chart is.
     public static func write(_ result: DriftResult, to directory: URL) throws {
-        let files = try files(for: result)
-        var created: [URL] = []
-        do {
-            for folder in [directory, directory.appendingPathComponent("plots", isDirectory: true)] {
-                if let top = try AnalysisReport.makeDirectory(folder) { created.append(top) }
-            }
-            try AnalysisReport.writeAtomically(files[...], into: directory)
-        } catch {
-            for folder in created.reversed() { try? FileManager.default.removeItem(at: folder) }
-            throw error
-        }
+        try AtomicOutput.writeDirectory(try files(for: result), to: directory, directories: ["plots"])
     }
 
     // MARK: Values shared by the documents

@@ -46,9 +46,7 @@ public struct ChatFormatting: Sendable {
         var templateText = stored?.text
         var source = stored?.origin
         if let templatePath {
-            guard let data = FileManager.default.contents(atPath: templatePath) else {
-                throw IRMError("--chat-template \(templatePath): cannot be read as UTF-8 text")
-            }
+            let data = try InputFile.contents(templatePath, what: "the --chat-template file")
             try JSONValue.refuseByteOrderMark(data, source: "--chat-template \(templatePath)",
                                               why: templatePath.hasSuffix(".json") ? JSONValue.jsonWhy : JSONValue.templateWhy)
             guard let text = String(data: data, encoding: .utf8) else {

@@ -10,23 +10,11 @@ import Foundation
 enum ScoreStoreFiles {
     static let temporaryMarker = ".tmp-"
 
-    /// This machine's host name, with anything but letters, digits, `.` and `-` replaced by `_`.
-    static let hostName: String = {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown-host" }
-        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let cleaned = String(name.unicodeScalars.map { scalar -> Character in
-            let ok = scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || scalar == "." || scalar == "-")
-            return ok ? Character(scalar) : "_"
-        })
-        return cleaned.isEmpty ? "unknown-host" : cleaned
-    }()
-
     static func temporaryURL(for url: URL) -> URL {
         let pid = ProcessInfo.processInfo.processIdentifier
         let random = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         return url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent)\(temporaryMarker)\(hostName)-\(pid)-\(random)")
+            .appendingPathComponent(".\(url.lastPathComponent)\(temporaryMarker)\(ProcessIdentity.hostName)-\(pid)-\(random)")
     }
 
     /// Who wrote a temporary file, parsed from its name.
@@ -49,15 +37,10 @@ enum ScoreStoreFiles {
     /// Whether a temporary file can be removed: its writer was a process of this host that is gone,
     /// or it is older than `maximumAge` (a writer on another host that died).
     static func isStale(_ url: URL, name: TemporaryName, maximumAge: TimeInterval, now: Date = Date()) -> Bool {
-        if name.host == hostName, !isProcessAlive(name.pid) { return true }
+        if name.host == ProcessIdentity.hostName, !ProcessIdentity.isAlive(name.pid) { return true }
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
               let modified = attributes[.modificationDate] as? Date else { return false }
         return now.timeIntervalSince(modified) > maximumAge
-    }
-
-    static func isProcessAlive(_ pid: Int32) -> Bool {
-        guard pid > 0 else { return false }
-        return kill(pid, 0) == 0 || errno == EPERM
     }
 
     enum Publication {
@@ -69,13 +52,18 @@ enum ScoreStoreFiles {
 
     /// Calls `body` with a temporary path beside `url`, makes the result durable (fsync), then
     /// publishes it. Returns false when `createIfAbsent` found a file already there. The temporary
-    /// file is removed in every case, including failure.
+    /// file is removed in every case, including failure and SIGINT, SIGTERM or SIGHUP
+    /// (`SignalCleanup`).
     @discardableResult
     static func write(_ url: URL, _ publication: Publication, _ body: (URL) throws -> Void) throws -> Bool {
         let temporary = temporaryURL(for: url)
-        defer { _ = unlink(temporary.path) }
+        let registration = SignalCleanup.register(temporary)
+        defer {
+            _ = unlink(temporary.path)
+            SignalCleanup.unregister(registration)
+        }
         try body(temporary)
-        try synchronise(file: temporary.path, publishing: url.path)
+        try AtomicOutput.synchronise(file: temporary.path, publishing: url.path)
         switch publication {
         case .replace:
             guard rename(temporary.path, url.path) == 0 else {
@@ -93,30 +81,8 @@ enum ScoreStoreFiles {
                 }
             }
         }
-        synchronise(directory: url.deletingLastPathComponent().path)
+        AtomicOutput.synchronise(directory: url.deletingLastPathComponent().path)
         return true
-    }
-
-    /// fsync of a finished file, so that a crash of the machine after the rename cannot leave a
-    /// published name over unwritten data. File systems that cannot sync (EINVAL) are accepted.
-    static func synchronise(file path: String, publishing destination: String) throws {
-        let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else {
-            throw IRMError("cannot reopen \(path) to flush it before publishing \(destination): \(String(cString: strerror(errno)))")
-        }
-        defer { _ = close(descriptor) }
-        if fsync(descriptor) != 0, errno != EINVAL {
-            throw IRMError("cannot flush \(path) to disk before publishing \(destination): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    /// fsync of a directory, so that a rename in it survives a crash of the machine. Best effort:
-    /// some file systems refuse to sync directories, and the rename itself is atomic either way.
-    static func synchronise(directory path: String) {
-        let descriptor = open(path, O_RDONLY | O_DIRECTORY)
-        guard descriptor >= 0 else { return }
-        _ = fsync(descriptor)
-        _ = close(descriptor)
     }
 
     /// What identifies one version of a file: a rename of a new file over it changes the inode.

@@ -1,3 +1,4 @@
+import CAtomicOutput
 import Foundation
 
 /// A whole file mapped read-only into memory, for weights used at their stored precision without
@@ -40,7 +41,8 @@ public final class MappedFile: @unchecked Sendable {
 
     /// Maps `path` read-only. The file must be a regular, non-empty file.
     public init(path: String) throws {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; fstat refuses it below.
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw IRMError("\(path): cannot open the file for mapping: \(String(cString: strerror(errno)))") }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
@@ -183,6 +185,7 @@ enum MappedFileGuard {
                 let slot = MappedFileGuard.slots[index]
                 if slot.start != 0, address >= slot.start, address < slot.end, let message = slot.message {
                     _ = write(2, message, slot.messageLength)
+                    irm_cleanup_now()  // the unfinished outputs' temporary files and locks (SignalCleanup)
                     _exit(1)
                 }
             }

@@ -62,6 +62,7 @@ public struct SHA256: Sendable {
 
     /// The lower-case hex digest of a file's bytes, read in chunks.
     public static func hex(ofFile path: String) throws -> String {
+        try InputFile.requireRegular(path, what: "an input whose SHA-256 is recorded")
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw IRMError("cannot read \(path) to record its SHA-256: no such file or it is not readable")
         }

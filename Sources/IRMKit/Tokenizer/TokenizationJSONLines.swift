@@ -21,12 +21,7 @@ public enum TokenizationRecord: Sendable, Equatable {
 public enum TokenizationJSONLines {
     /// Reads a tokenizer.json file.
     public static func loadTokenizer(jsonPath path: String) throws -> Tokenizer {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw IRMError("\(path): cannot read the tokenizer.json file: \(error.localizedDescription)")
-        }
+        let data = try InputFile.contents(path, what: "the tokenizer.json file")
         try JSONValue.refuseByteOrderMark(data, source: path)
         guard let text = String(data: data, encoding: .utf8) else {
             throw IRMError("\(path): expected UTF-8 JSON text, found bytes that are not valid UTF-8")
@@ -56,12 +51,7 @@ public enum TokenizationJSONLines {
 
     /// Reads a JSON Lines file of records.
     public static func records(fromFile path: String) throws -> [TokenizationRecord] {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw IRMError("\(path): cannot read the input file: \(error.localizedDescription)")
-        }
+        let data = try InputFile.contents(path, what: "the input file")
         guard let text = String(data: data, encoding: .utf8) else {
             throw IRMError("\(path): expected UTF-8 JSON Lines, found bytes that are not valid UTF-8")
         }

@@ -242,6 +242,8 @@ final class StoredPrecisionTests: XCTestCase {
         XCTAssertEqual(process.terminationReason, .exit, stderr)
         XCTAssertEqual(process.terminationStatus, 1, stderr)
         XCTAssertTrue(stderr.contains("irm: error: \(path): the file shrank while irm was reading it"), stderr)
+        // The output the child had begun leaves neither its temporary file nor its lock.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), ["shrinking.bin"])
     }
 
     static let childVariable = "IRM_TEST_TRUNCATED_MAPPING"
@@ -250,6 +252,8 @@ final class StoredPrecisionTests: XCTestCase {
     func testChildTouchesATruncatedMapping() throws {
         guard let path = ProcessInfo.processInfo.environment[Self.childVariable] else { return }
         let mapping = try MappedFile(path: path)
+        let output = try AtomicOutput.PendingFile(destination: URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("out.txt"))
+        try Data("partial".utf8).write(to: output.temporary)
         XCTAssertEqual(truncate(path, 0), 0)
         var sum = 0
         for offset in stride(from: 0, to: mapping.byteCount, by: 4096) { sum &+= Int(mapping.base.load(fromByteOffset: offset, as: UInt8.self)) }

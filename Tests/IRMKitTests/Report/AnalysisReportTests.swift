@@ -23,6 +23,10 @@ final class AnalysisReportTests: XCTestCase {
         var aggregation: ImplicitReward.Aggregation = .sum
         /// Replaces the first sample's response (its tokens stay those of the generated text).
         var firstResponse: String? = nil
+        /// Replaces the first sample's id.
+        var firstID: String? = nil
+        /// Adds a numeric-field feature of this name (as a features file's `numeric_fields`).
+        var numericFeature: String? = nil
     }
 
     static func tokenText(_ id: Int32) -> String {
@@ -62,7 +66,7 @@ final class AnalysisReportTests: XCTestCase {
                 }
                 let rewardModel = options.constantRewardModel ? 1.0 : 0.3 * sentiment + 0.05 * Double(length) + 0.5 * normal()
                 rows.append(AnalysisResult.SampleRow(
-                    id: "q\(prompt)-\(role.rawValue)", role: role, line: prompt + 1, prompt: promptText, response: response,
+                    id: index == 0 ? options.firstID ?? "q\(prompt)-\(role.rawValue)" : "q\(prompt)-\(role.rawValue)", role: role, line: prompt + 1, prompt: promptText, response: response,
                     promptTokens: promptWords.count + 1, responseTokens: length, implicitReward: implicit,
                     logProbAfter: after.reduce(0) { $0 + ($1 ?? 0) }, logProbBefore: before.reduce(0) { $0 + ($1 ?? 0) },
                     kl: 0.02 * Double(length) * rng.unitInterval(), rewardModel: options.rewardSource == .none ? nil : rewardModel,
@@ -73,8 +77,12 @@ final class AnalysisReportTests: XCTestCase {
             pairs.append(Divergence.Pair(chosen: rows.count - 2, rejected: rows.count - 1))
         }
 
-        let inputs = rows.map { FeatureInput(prompt: $0.prompt, response: $0.response, responseTokenCount: $0.responseTokens) }
-        let specification = FeatureSpecification(builtIns: .only(["length", "sentiment", "format"]))
+        let inputs = rows.enumerated().map { index, row in
+            FeatureInput(prompt: row.prompt, response: row.response, responseTokenCount: row.responseTokens,
+                         numericFields: options.numericFeature.map { [$0: Double((index * 7) % 11) - 5] } ?? [:])
+        }
+        let specification = FeatureSpecification(builtIns: .only(options.numericFeature == nil ? ["length", "sentiment", "format"] : ["length", "sentiment"]),
+                                                 numericFields: options.numericFeature.map { [$0] } ?? [])
         let features = try FeatureExtractor(fittingOn: inputs, specification: specification).extract(inputs)
         let matrix = features.matrix
         var members: [String: [String]] = [:]

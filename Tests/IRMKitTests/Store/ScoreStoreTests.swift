@@ -208,7 +208,7 @@ final class ScoreStoreTests: XCTestCase {
         let original = try bytes(entry.blockFile(3..<6))
         // A crash mid-copy: half of a valid block under its final name.
         try original.prefix(original.count / 2).write(to: entry.blockFile(3..<6))
-        let host = ScoreStoreFiles.hostName
+        let host = ProcessIdentity.hostName
         let dead = entry.directory.appendingPathComponent(".block-6-8.h5.tmp-\(host)-2147483646-1a2b")
         let live = entry.directory.appendingPathComponent(".block-6-8.h5.tmp-\(host)-\(ProcessInfo.processInfo.processIdentifier)-3c4d")
         let otherHostFresh = entry.directory.appendingPathComponent(".block-0-3.h5.tmp-node-17.cluster-12-5e6f")
@@ -438,7 +438,7 @@ final class ScoreStoreTests: XCTestCase {
         let url = URL(fileURLWithPath: "/tmp/entry/block-0-256.h5")
         let temporary = ScoreStoreFiles.temporaryURL(for: url)
         let parsed = ScoreStoreFiles.parseTemporary(temporary.lastPathComponent)
-        XCTAssertEqual(parsed, ScoreStoreFiles.TemporaryName(finalName: "block-0-256.h5", host: ScoreStoreFiles.hostName,
+        XCTAssertEqual(parsed, ScoreStoreFiles.TemporaryName(finalName: "block-0-256.h5", host: ProcessIdentity.hostName,
                                                             pid: ProcessInfo.processInfo.processIdentifier))
         XCTAssertNil(ScoreStoreFiles.parseTemporary("block-0-256.h5"))
         XCTAssertNil(ScoreStoreFiles.parseTemporary(".hidden"))

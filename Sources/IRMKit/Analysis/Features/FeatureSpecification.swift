@@ -82,19 +82,11 @@ public struct FeatureSpecification: Sendable, Equatable {
         } else {
             throw IRMError("\(path): features file must end in .yaml, .yml or .json, so that its format is known")
         }
-        let text: String
-        do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            // YAML allows a byte-order mark at the start (PyYAML skips it, and so does the decoding); JSON does not.
-            if format == .json { try JSONValue.refuseByteOrderMark(data, source: path) }
-            guard let decoded = String(data: data, encoding: .utf8) else {
-                throw IRMError("\(path): cannot read the features file as UTF-8 text: found bytes that are not valid UTF-8")
-            }
-            text = decoded
-        } catch let error as IRMError {
-            throw error
-        } catch {
-            throw IRMError("\(path): cannot read the features file as UTF-8 text: \(error.localizedDescription)")
+        let data = try InputFile.contents(path, what: "the features file")
+        // YAML allows a byte-order mark at the start (PyYAML skips it, and so does the decoding); JSON does not.
+        if format == .json { try JSONValue.refuseByteOrderMark(data, source: path) }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw IRMError("\(path): cannot read the features file as UTF-8 text: found bytes that are not valid UTF-8")
         }
         return try parse(text, format: format, source: path)
     }
