@@ -28,6 +28,9 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
+        // zlib (already linked by libhdf5) for the CRC-32 that checkpoints store with each tensor.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLapack", path: "Sources/CLapack", pkgConfig: "lapacke",
@@ -39,7 +42,7 @@ let package = Package(
         .target(name: "ChatTemplate", swiftSettings: optimisedDebug),
         .target(
             name: "IRMKit",
-            dependencies: ["CHDF5", "CBLAS", "CLapack", "CAtomicOutput", "ChatTemplate", .product(name: "Yams", package: "Yams"),
+            dependencies: ["CHDF5", "CZlib", "CBLAS", "CLapack", "CAtomicOutput", "ChatTemplate", .product(name: "Yams", package: "Yams"),
                            .product(name: "CSV", package: "CSV.swift")],
             swiftSettings: hostVectorFlags + optimisedDebug
         ),

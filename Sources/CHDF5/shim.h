@@ -9,12 +9,14 @@ static inline hid_t irm_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t irm_H5T_NATIVE_INT32(void) { return H5T_NATIVE_INT32; }
 static inline hid_t irm_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
 static inline hid_t irm_H5T_NATIVE_UINT16(void) { return H5T_NATIVE_UINT16; }
+static inline hid_t irm_H5T_NATIVE_UINT32(void) { return H5T_NATIVE_UINT32; }
 static inline hid_t irm_H5T_NATIVE_UINT8(void) { return H5T_NATIVE_UINT8; }
 static inline hid_t irm_H5T_IEEE_F32LE(void) { return H5T_IEEE_F32LE; }
 static inline hid_t irm_H5T_IEEE_F64LE(void) { return H5T_IEEE_F64LE; }
 static inline hid_t irm_H5T_STD_I32LE(void) { return H5T_STD_I32LE; }
 static inline hid_t irm_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }
 static inline hid_t irm_H5T_STD_U16LE(void) { return H5T_STD_U16LE; }
+static inline hid_t irm_H5T_STD_U32LE(void) { return H5T_STD_U32LE; }
 static inline hid_t irm_H5T_C_S1(void) { return H5T_C_S1; }
 static inline size_t irm_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 static inline unsigned irm_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }

@@ -1,13 +1,16 @@
 import Foundation
 
-/// An irm checkpoint (format v1) opened for reading. Opening reads the metadata and the tensor
-/// directory only; tensor values are read on request.
+/// An irm checkpoint (format v1, any minor version) opened for reading. Opening reads the metadata
+/// and the tensor directory only; tensor values are read on request, each checked against its
+/// stored CRC-32 where the file has one.
 ///
 /// libhdf5 serialises all calls behind a global lock, so load every tensor a model needs up front
 /// (`loadAllTensors`) rather than from a hot loop.
 public final class Checkpoint {
     public let path: String
     public let formatVersion: Int
+    /// `irm_format_minor`: 0 when absent (files written before it existed, and by hand).
+    public let formatMinorVersion: Int
     public let architecture: Architecture
     public let kind: CheckpointKind
     public let config: ModelConfig
@@ -23,6 +26,10 @@ public final class Checkpoint {
     public let tensors: [TensorInfo]
     /// How each tensor is stored in the file (contiguous ones can be mapped in place).
     public let tensorStorage: [String: HDF5Storage]
+    /// The `crc32` attribute of each tensor that has one (every tensor of a file irm wrote in format
+    /// 1.1 or later), which every read of its values is checked against. (The string datasets'
+    /// are checked when the file is opened.)
+    public let tensorChecksums: [String: UInt32]
 
     private let file: HDF5File
     private let tensorGroup: HDF5Group
@@ -30,11 +37,12 @@ public final class Checkpoint {
     private var mapping: MappedFile?
     private let mappingLock = NSLock()
 
-    private init(path: String, formatVersion: Int, architecture: Architecture, kind: CheckpointKind, config: ModelConfig,
+    private init(path: String, formatVersion: Int, formatMinorVersion: Int, architecture: Architecture, kind: CheckpointKind, config: ModelConfig,
                  tokenizerJSON: String, tokenizerConfigJSON: String?, chatTemplate: String?, provenance: Provenance, tensors: [TensorInfo],
-                 tensorStorage: [String: HDF5Storage], file: HDF5File, tensorGroup: HDF5Group) {
+                 tensorStorage: [String: HDF5Storage], tensorChecksums: [String: UInt32], file: HDF5File, tensorGroup: HDF5Group) {
         self.path = path
         self.formatVersion = formatVersion
+        self.formatMinorVersion = formatMinorVersion
         self.architecture = architecture
         self.kind = kind
         self.config = config
@@ -44,6 +52,7 @@ public final class Checkpoint {
         self.provenance = provenance
         self.tensors = tensors
         self.tensorStorage = tensorStorage
+        self.tensorChecksums = tensorChecksums
         self.file = file
         self.tensorGroup = tensorGroup
     }
@@ -69,6 +78,14 @@ public final class Checkpoint {
         guard version == CheckpointFormat.version else {
             throw fail("/", "unknown format version \(version); this irm (\(IRMVersion.string)) reads version \(CheckpointFormat.version)")
         }
+        // A later minor version only adds what this reader may ignore.
+        var minorVersion: Int64 = 0
+        if let minor = try root.attribute(CheckpointFormat.minorVersionAttribute) {
+            guard let value = minor.intValue, value >= 0 else {
+                throw fail("/", "the root attribute \"\(CheckpointFormat.minorVersionAttribute)\" is \(minor); expected an integer 0 or more")
+            }
+            minorVersion = value
+        }
         guard let architectureName = try root.attribute(CheckpointFormat.architectureAttribute)?.stringValue else {
             throw fail("/", "the root attribute \"architecture\" is missing; expected one of \(Architecture.supportedList)")
         }
@@ -84,7 +101,7 @@ public final class Checkpoint {
 
         let tensorGroup = try root.group(CheckpointFormat.tensorsGroup)
         let tensorNames = try tensorGroup.childNames()
-        let configText = try root.dataset(CheckpointFormat.configDataset).readString()
+        let configText = try text(CheckpointFormat.configDataset, in: root, path: path)
         let config = try ModelConfig(json: try JSONValue.parse(configText, source: "\(path): /config"), source: "\(path): /config",
                                      tensorCount: tensorNames.count)
         guard config.architecture == architecture else {
@@ -92,11 +109,11 @@ public final class Checkpoint {
         }
 
         let tokenizerGroup = try root.group(CheckpointFormat.tokenizerGroup)
-        let tokenizerJSON = try tokenizerGroup.dataset(CheckpointFormat.tokenizerJSONDataset).readString()
+        let tokenizerJSON = try text(CheckpointFormat.tokenizerJSONDataset, in: tokenizerGroup, path: path)
         let tokenizerConfigJSON = tokenizerGroup.contains(CheckpointFormat.tokenizerConfigDataset)
-            ? try tokenizerGroup.dataset(CheckpointFormat.tokenizerConfigDataset).readString() : nil
+            ? try text(CheckpointFormat.tokenizerConfigDataset, in: tokenizerGroup, path: path) : nil
         let chatTemplate = tokenizerGroup.contains(CheckpointFormat.chatTemplateDataset)
-            ? try tokenizerGroup.dataset(CheckpointFormat.chatTemplateDataset).readString() : nil
+            ? try text(CheckpointFormat.chatTemplateDataset, in: tokenizerGroup, path: path) : nil
 
         var provenance = Provenance()
         if root.contains(CheckpointFormat.provenanceGroup) {
@@ -120,7 +137,8 @@ public final class Checkpoint {
 
         var tensors: [TensorInfo] = []
         var storage: [String: HDF5Storage] = [:]
-        let fileSize = Self.fileSize(path)
+        var checksums: [String: UInt32] = [:]
+        let fileSize = file.sizeOnDisk
         for name in tensorNames {
             let dataset = try tensorGroup.dataset(name)
             guard let dtype = TensorDType(dataset.info.elementType) else {
@@ -128,12 +146,13 @@ public final class Checkpoint {
             }
             let layout = try dataset.storage()
             try checkStorage(layout, shape: dataset.info.shape, dtype: dtype, fileSize: fileSize) { fail("/tensors/\(name)", $0) }
+            checksums[name] = try storedChecksum(of: dataset) { fail("/tensors/\(name)", $0) }
             tensors.append(TensorInfo(name: name, shape: dataset.info.shape, dtype: dtype))
             storage[name] = layout
         }
-        return Checkpoint(path: path, formatVersion: Int(version), architecture: architecture, kind: kind, config: config,
-                          tokenizerJSON: tokenizerJSON, tokenizerConfigJSON: tokenizerConfigJSON, chatTemplate: chatTemplate, provenance: provenance,
-                          tensors: tensors, tensorStorage: storage, file: file, tensorGroup: tensorGroup)
+        return Checkpoint(path: path, formatVersion: Int(version), formatMinorVersion: Int(minorVersion), architecture: architecture, kind: kind,
+                          config: config, tokenizerJSON: tokenizerJSON, tokenizerConfigJSON: tokenizerConfigJSON, chatTemplate: chatTemplate,
+                          provenance: provenance, tensors: tensors, tensorStorage: storage, tensorChecksums: checksums, file: file, tensorGroup: tensorGroup)
     }
 
     /// deflate, the strongest built-in filter, shrinks data at most about 1032-fold.
@@ -172,11 +191,6 @@ public final class Checkpoint {
         }
     }
 
-    private static func fileSize(_ path: String) -> Int {
-        var info = stat()
-        return stat(path, &info) == 0 ? Int(info.st_size) : Int.max
-    }
-
     /// Total number of stored parameters (a tied head is counted once).
     public var parameterCount: Int { tensors.reduce(0) { $0 + $1.elementCount } }
 
@@ -186,18 +200,54 @@ public final class Checkpoint {
         return TensorLayout.validate(present: present, config: config, kind: kind)
     }
 
-    /// Reads one tensor, widened to float32.
+    /// Reads one tensor, widened to float32, after checking its stored bytes against its `crc32`.
     public func loadTensor(_ name: String) throws -> CheckpointTensor {
+        let (tensor, mismatch) = try readTensor(name)
+        if let mismatch { throw IRMError("\(path): \(mismatch)") }
+        return tensor
+    }
+
+    /// `loadTensor`, returning a checksum mismatch instead of throwing it, so that `irm inspect` can
+    /// list every damaged tensor.
+    public func readTensor(_ name: String) throws -> (tensor: CheckpointTensor, checksumMismatch: ChecksumMismatch?) {
         guard tensors.contains(where: { $0.name == name }) else {
             throw IRMError("\(path): /tensors/\(name): missing tensor (the \(architecture.rawValue) \(kind.rawValue) needs it)")
         }
-        let array = try tensorGroup.dataset(name).readFloat32()
-        return CheckpointTensor(name: name, shape: array.shape, values: array.values)
+        var mismatch: ChecksumMismatch? = nil
+        let array = try tensorGroup.dataset(name).readFloat32 { mismatch = self.checksumMismatch(name, storedBytes: $0) }
+        return (CheckpointTensor(name: name, shape: array.shape, values: array.values), mismatch)
+    }
+
+    /// The tensor's stored `crc32` against zlib's CRC-32 of `storedBytes`; nil when they agree or
+    /// the tensor has none. Costs one pass over the bytes (docs/checkpoint-format.md, "Checksums").
+    func checksumMismatch(_ name: String, storedBytes: UnsafeRawBufferPointer) -> ChecksumMismatch? {
+        ChecksumMismatch.check("/\(CheckpointFormat.tensorsGroup)/\(name)", stored: tensorChecksums[name], bytes: storedBytes)
+    }
+
+    /// A dataset's `crc32` attribute: nil when it has none, an error when it is not a uint32.
+    private static func storedChecksum(of dataset: HDF5Dataset, fail: (String) -> IRMError) throws -> UInt32? {
+        guard let crc = try dataset.attribute(CheckpointFormat.checksumAttribute) else { return nil }
+        guard let value = crc.intValue, let checksum = UInt32(exactly: value) else {
+            throw fail("attribute \"\(CheckpointFormat.checksumAttribute)\" is \(crc); expected an unsigned 32-bit integer (a CRC-32)")
+        }
+        return checksum
+    }
+
+    /// A string dataset's text, checked against its `crc32` (of the UTF-8 bytes) when it has one.
+    private static func text(_ name: String, in group: HDF5Group, path: String) throws -> String {
+        let dataset = try group.dataset(name)
+        let object = dataset.path
+        let value = try dataset.readString()
+        let stored = try storedChecksum(of: dataset) { IRMError("\(path): \(object): \($0)") }
+        let mismatch = Array(value.utf8).withUnsafeBytes { ChecksumMismatch.check(object, stored: stored, bytes: $0) }
+        if let mismatch { throw IRMError("\(path): \(mismatch)") }
+        return value
     }
 
     /// A tensor at its stored precision: in place in a read-only mapping of the file when it is
     /// stored contiguously (as `irm convert` writes it) and `allowMapping` is set, else read into
-    /// memory. f64 values are rounded to float32.
+    /// memory. f64 values are rounded to float32. Either way its stored bytes are checked against
+    /// its `crc32`.
     public func storedTensor(_ name: String, allowMapping: Bool = true) throws -> StoredTensor {
         guard let info = tensors.first(where: { $0.name == name }) else {
             throw IRMError("\(path): /tensors/\(name): missing tensor (the \(architecture.rawValue) \(kind.rawValue) needs it)")
@@ -220,6 +270,9 @@ public final class Checkpoint {
             let head = UnsafeRawBufferPointer(start: mapping.base + start, count: first.count)
             let tail = UnsafeRawBufferPointer(start: mapping.base + start + byteCount - last.count, count: last.count)
             if head.elementsEqual(first), tail.elementsEqual(last) {
+                if let mismatch = checksumMismatch(info.name, storedBytes: UnsafeRawBufferPointer(start: mapping.base + start, count: byteCount)) {
+                    throw IRMError("\(path): \(mismatch)")
+                }
                 return StoredTensor(name: info.name, shape: info.shape, element: element, mapping: mapping, byteOffset: start)
             }
         }

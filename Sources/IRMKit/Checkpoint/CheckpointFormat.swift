@@ -1,11 +1,16 @@
-/// Names and constants of the irm checkpoint format, version 1 (docs/checkpoint-format.md).
+/// Names and constants of the irm checkpoint format, version 1.1 (docs/checkpoint-format.md).
 public enum CheckpointFormat {
     public static let name = "irm-checkpoint"
     public static let version: Int64 = 1
+    /// The minor version that irm writes. 1 added the per-tensor `crc32` attribute and the HDF5 1.8
+    /// file format (checksummed metadata, fixed-length strings). Readers accept any minor version
+    /// of version 1; a file without the attribute is 1.0.
+    public static let minorVersion: Int64 = 1
 
     /// Root attributes.
     public static let formatAttribute = "irm_format"
     public static let versionAttribute = "irm_format_version"
+    public static let minorVersionAttribute = "irm_format_minor"
     public static let architectureAttribute = "architecture"
     public static let kindAttribute = "kind"
 
@@ -17,6 +22,8 @@ public enum CheckpointFormat {
     /// The chat template that transformers 5 saves beside the tokenizer (`chat_template.jinja`).
     public static let chatTemplateDataset = "chat_template.jinja"
     public static let tensorsGroup = "tensors"
+    /// The tensor attribute holding the CRC-32 (zlib's) of the values' little-endian bytes, a uint32.
+    public static let checksumAttribute = "crc32"
     public static let provenanceGroup = "provenance"
 }
 

@@ -37,9 +37,17 @@ public struct CheckpointInspection: Sendable, Codable {
         public let infinite: Int
     }
 
+    /// The tensors' stored bytes against their `crc32` attributes.
+    public struct Checksums: Sendable, Codable, Equatable {
+        /// Tensors that carry a `crc32` (all of them in files irm wrote in format 1.1 or later).
+        public let checked: Int
+        public let mismatches: [ChecksumMismatch]
+    }
+
     public let path: String
     public let format: String
     public let formatVersion: Int
+    public let formatMinorVersion: Int
     public let architecture: String
     public let kind: String
     public let configuration: Configuration
@@ -57,16 +65,19 @@ public struct CheckpointInspection: Sendable, Codable {
     public let warnings: [String]
     /// Present only when values were scanned.
     public let nonFinite: [NonFinite]?
+    /// Present only when values were scanned.
+    public let checksums: Checksums?
 
-    public var isValid: Bool { problems.isEmpty && (nonFinite?.isEmpty ?? true) }
+    public var isValid: Bool { problems.isEmpty && (nonFinite?.isEmpty ?? true) && (checksums?.mismatches.isEmpty ?? true) }
 
-    /// Reads the checkpoint's metadata; with `checkValues`, also reads every tensor and counts
-    /// NaN and infinite values.
+    /// Reads the checkpoint's metadata; with `checkValues`, also reads every tensor, counts NaN and
+    /// infinite values, and compares each tensor's bytes with its stored CRC-32.
     public init(checkpoint: Checkpoint, checkValues: Bool) throws {
         let c = checkpoint.config
         path = checkpoint.path
         format = CheckpointFormat.name
         formatVersion = checkpoint.formatVersion
+        formatMinorVersion = checkpoint.formatMinorVersion
         architecture = checkpoint.architecture.rawValue
         kind = checkpoint.kind.rawValue
         configuration = Configuration(
@@ -107,14 +118,19 @@ public struct CheckpointInspection: Sendable, Codable {
         self.warnings = warnings
         if checkValues {
             var found: [NonFinite] = []
+            var mismatches: [ChecksumMismatch] = []
             for info in checkpoint.tensors {
-                if let (nan, infinite) = FiniteValues.count(try checkpoint.loadTensor(info.name).values) {
+                let (tensor, mismatch) = try checkpoint.readTensor(info.name)
+                if let mismatch { mismatches.append(mismatch) }
+                if let (nan, infinite) = FiniteValues.count(tensor.values) {
                     found.append(NonFinite(name: info.name, nan: nan, infinite: infinite))
                 }
             }
             nonFinite = found
+            checksums = Checksums(checked: checkpoint.tensorChecksums.count, mismatches: mismatches)
         } else {
             nonFinite = nil
+            checksums = nil
         }
     }
 
@@ -131,7 +147,7 @@ public struct CheckpointInspection: Sendable, Codable {
         var lines: [String] = []
         let c = configuration
         lines.append("\(path)")
-        lines.append("  format        \(format) v\(formatVersion)")
+        lines.append("  format        \(format) v\(formatVersion).\(formatMinorVersion)")
         lines.append("  architecture  \(architecture)")
         lines.append("  kind          \(kind)")
         lines.append("  parameters    \(Self.grouped(parameterCount)) in \(tensors.count) tensors")
@@ -188,6 +204,19 @@ public struct CheckpointInspection: Sendable, Codable {
             } else {
                 lines.append("values: \(nonFinite.count) tensor\(nonFinite.count == 1 ? "" : "s") with NaN or infinity")
                 for n in nonFinite { lines.append("  - \(n.name): \(n.nan) NaN, \(n.infinite) infinite") }
+            }
+        }
+        if let checksums {
+            let total = tensors.count
+            if checksums.checked == 0 {
+                lines.append("checksums: none stored (a file written by another tool, or by irm before format 1.1)")
+            } else if checksums.mismatches.isEmpty {
+                lines.append("checksums: \(checksums.checked) of \(total) tensors carry a crc32, all match")
+            } else {
+                lines.append("checksums: \(checksums.mismatches.count) of \(checksums.checked) tensors do not match their stored crc32: the file is corrupt or was modified after irm wrote it")
+                for m in checksums.mismatches {
+                    lines.append("  - \(m.object): stored crc32 \(CRC32.hex(m.stored)), computed \(CRC32.hex(m.computed))")
+                }
             }
         }
         return lines.joined(separator: "\n")

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Writes an irm checkpoint (format v1). The file appears at its destination only when `finish()`
+/// Writes an irm checkpoint (format v1.1: every tensor with its `crc32`, in HDF5's checksummed 1.8
+/// format, strings fixed-length). The file appears at its destination only when `finish()`
 /// succeeds: until then it is a hidden temporary file beside it (`AtomicOutput.PendingFile`), which
 /// `cancel()`, an error in `finish()`, or SIGINT, SIGTERM or SIGHUP removes.
 ///
@@ -27,16 +28,17 @@ public final class CheckpointWriter {
             let root = try file.root()
             try root.setAttribute(CheckpointFormat.formatAttribute, .string(CheckpointFormat.name))
             try root.setAttribute(CheckpointFormat.versionAttribute, .int(CheckpointFormat.version))
+            try root.setAttribute(CheckpointFormat.minorVersionAttribute, .int(CheckpointFormat.minorVersion))
             try root.setAttribute(CheckpointFormat.architectureAttribute, .string(architecture.rawValue))
             try root.setAttribute(CheckpointFormat.kindAttribute, .string(kind.rawValue))
-            try root.createStringDataset(CheckpointFormat.configDataset, value: configJSON)
+            try Self.writeText(CheckpointFormat.configDataset, value: configJSON, in: root)
             let tokenizer = try root.createGroup(CheckpointFormat.tokenizerGroup)
-            try tokenizer.createStringDataset(CheckpointFormat.tokenizerJSONDataset, value: tokenizerJSON)
+            try Self.writeText(CheckpointFormat.tokenizerJSONDataset, value: tokenizerJSON, in: tokenizer)
             if let chatTemplate {
-                try tokenizer.createStringDataset(CheckpointFormat.chatTemplateDataset, value: chatTemplate)
+                try Self.writeText(CheckpointFormat.chatTemplateDataset, value: chatTemplate, in: tokenizer)
             }
             if let tokenizerConfigJSON {
-                try tokenizer.createStringDataset(CheckpointFormat.tokenizerConfigDataset, value: tokenizerConfigJSON)
+                try Self.writeText(CheckpointFormat.tokenizerConfigDataset, value: tokenizerConfigJSON, in: tokenizer)
             }
             if !provenance.isEmpty {
                 let group = try root.createGroup(CheckpointFormat.provenanceGroup)
@@ -65,7 +67,7 @@ public final class CheckpointWriter {
         do {
             switch dtype {
             case .f32, .f64:
-                try tensorGroup.createDataset(name, values: values, shape: shape)
+                try write(name, values: values, shape: shape, in: tensorGroup)
             case .f16:
                 var half = [Float16](repeating: 0, count: values.count)
                 var worst: Float = 0
@@ -77,9 +79,9 @@ public final class CheckpointWriter {
                 if worst > 0 {
                     throw IRMError("\(destination.path): tensor \(name) holds values up to \(worst), beyond float16's range (±65504); use --dtype bf16 or f32")
                 }
-                try tensorGroup.createDataset(name, values: half, shape: shape)
+                try write(name, values: half, shape: shape, in: tensorGroup)
             case .bf16:
-                try tensorGroup.createDataset(name, values: values.map(BFloat16.init), shape: shape)
+                try write(name, values: values.map(BFloat16.init), shape: shape, in: tensorGroup)
             }
         } catch {
             throw Self.rewrite(error, temporary: temporary, destination: destination)
@@ -93,10 +95,26 @@ public final class CheckpointWriter {
         guard !written.contains(name) else { throw IRMError("\(destination.path): tensor \(name) written twice") }
         do {
             try tensorGroup.createDataset(name, rawBytes: rawBytes, elementType: dtype.elementType, shape: shape)
+            try tensorGroup.dataset(name).setAttribute(CheckpointFormat.checksumAttribute, uint32: CRC32.checksum(rawBytes))
         } catch {
             throw Self.rewrite(error, temporary: temporary, destination: destination)
         }
         written.insert(name)
+    }
+
+    /// Writes a string dataset and its `crc32`, the CRC-32 of the UTF-8 bytes stored (which end at
+    /// the first NUL, as `HDF5Group.createStringDataset` stores them).
+    private static func writeText(_ name: String, value: String, in group: HDF5Group) throws {
+        try group.createStringDataset(name, value: value)
+        let crc = CRC32.checksum(Array(value.utf8.prefix { $0 != 0 }))
+        try group.dataset(name).setAttribute(CheckpointFormat.checksumAttribute, uint32: crc)
+    }
+
+    /// Writes one tensor dataset and its `crc32`, computed over the bytes handed to libhdf5.
+    private func write<T: HDF5Numeric>(_ name: String, values: [T], shape: [Int], in group: HDF5Group) throws {
+        try group.createDataset(name, values: values, shape: shape)
+        let crc = values.withUnsafeBytes { CRC32.checksum($0) }
+        try group.dataset(name).setAttribute(CheckpointFormat.checksumAttribute, uint32: crc)
     }
 
     /// Closes the file and moves it into place.

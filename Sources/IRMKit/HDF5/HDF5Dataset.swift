@@ -28,7 +28,7 @@ public final class HDF5Dataset: HDF5AttributeHolder {
                             libraryDetail: HDF5Library.takeErrorDetail())
         }
         do {
-            let info = try readInfo(id: id, file: group.file.path, path: path)
+            let info = try readInfo(id: id, file: group.file, path: path)
             return HDF5Dataset(file: group.file, id: id, path: path, info: info)
         } catch {
             _ = H5Dclose(id)
@@ -36,53 +36,36 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         }
     }
 
-    private static func readInfo(id: hid_t, file: String, path: String) throws -> HDF5DatasetInfo {
+    private static func readInfo(id: hid_t, file: HDF5File, path: String) throws -> HDF5DatasetInfo {
         let space = H5Dget_space(id)
         guard space >= 0 else {
-            throw HDF5Error(file: file, object: path, message: "cannot read the dataset's shape", libraryDetail: HDF5Library.takeErrorDetail())
+            throw HDF5Error(file: file.path, object: path, message: "cannot read the dataset's shape", libraryDetail: HDF5Library.takeErrorDetail())
         }
         defer { _ = H5Sclose(space) }
         let rank = Int(H5Sget_simple_extent_ndims(space))
         guard rank >= 0 else {
-            throw HDF5Error(file: file, object: path, message: "cannot read the dataset's rank", libraryDetail: HDF5Library.takeErrorDetail())
+            throw HDF5Error(file: file.path, object: path, message: "cannot read the dataset's rank", libraryDetail: HDF5Library.takeErrorDetail())
         }
         var dims = [hsize_t](repeating: 0, count: rank)
         if rank > 0 { _ = H5Sget_simple_extent_dims(space, &dims, nil) }
         let type = H5Dget_type(id)
         guard type >= 0 else {
-            throw HDF5Error(file: file, object: path, message: "cannot read the dataset's type", libraryDetail: HDF5Library.takeErrorDetail())
+            throw HDF5Error(file: file.path, object: path, message: "cannot read the dataset's type", libraryDetail: HDF5Library.takeErrorDetail())
         }
         defer { _ = H5Tclose(type) }
         var elementType = classify(type: type)
-        if elementType == .uint16, H5Aexists(id, HDF5BFloat16Marker.attributeName) > 0 {
-            let marker = try? HDF5Dataset.readStringAttribute(id: id, name: HDF5BFloat16Marker.attributeName)
-            if marker == HDF5BFloat16Marker.attributeValue { elementType = .bfloat16 }
+        if elementType == .uint16 {
+            let marker = try? OpeningDataset(file: file, objectID: id, path: path).attribute(HDF5BFloat16Marker.attributeName)
+            if marker?.stringValue == HDF5BFloat16Marker.attributeValue { elementType = .bfloat16 }
         }
         return HDF5DatasetInfo(shape: dims.map { Int($0) }, elementType: elementType)
     }
 
-    private static func readStringAttribute(id: hid_t, name: String) throws -> String? {
-        let attr = H5Aopen(id, name, irm_H5P_DEFAULT())
-        guard attr >= 0 else { return nil }
-        defer { _ = H5Aclose(attr) }
-        let type = H5Aget_type(attr)
-        defer { _ = H5Tclose(type) }
-        guard H5Tget_class(type) == H5T_STRING else { return nil }
-        let memType = H5Tcopy(irm_H5T_C_S1())
-        defer { _ = H5Tclose(memType) }
-        if H5Tis_variable_str(type) > 0 {
-            _ = H5Tset_size(memType, irm_H5T_VARIABLE())
-            var pointer: UnsafeMutablePointer<CChar>? = nil
-            guard H5Aread(attr, memType, &pointer) >= 0, let pointer else { return nil }
-            defer { free(pointer) }
-            return String(cString: pointer)
-        }
-        let width = H5Tget_size(type)
-        _ = H5Tset_size(memType, width)
-        var bytes = [UInt8](repeating: 0, count: width)
-        guard H5Aread(attr, memType, &bytes) >= 0 else { return nil }
-        let end = bytes.firstIndex(of: 0) ?? bytes.endIndex
-        return String(decoding: bytes[..<end], as: UTF8.self)
+    /// The dataset while `open` reads its info, so that its attributes are read the one way.
+    private struct OpeningDataset: HDF5AttributeHolder {
+        let file: HDF5File
+        let objectID: hid_t
+        let path: String
     }
 
     /// Maps an HDF5 type onto the element types irm handles.
@@ -152,17 +135,24 @@ public final class HDF5Dataset: HDF5AttributeHolder {
     }
 
     /// Reads a floating-point dataset (float16, bfloat16, float32 or float64) as float32.
-    /// float64 values are rounded to nearest; the narrower types widen exactly.
-    public func readFloat32(expectedShape: [Int]? = nil) throws -> HDF5Array<Float> {
+    /// float64 values are rounded to nearest; the narrower types widen exactly. `storedBytes`, when
+    /// given, is shown the values at their stored type as little-endian bytes before they are
+    /// widened (the bytes a checksum covers), and may throw to stop the read.
+    public func readFloat32(expectedShape: [Int]? = nil, storedBytes: ((UnsafeRawBufferPointer) throws -> Void)? = nil) throws -> HDF5Array<Float> {
         try check(shape: expectedShape)
         let count = info.elementCount
         switch info.elementType {
         case .float32:
-            return try read(as: Float.self)
+            let array = try read(as: Float.self)
+            try array.values.withUnsafeBytes { try storedBytes?($0) }
+            return array
         case .float64:
-            return HDF5Array(shape: info.shape, values: try read(as: Double.self).values.map { Float($0) })
+            let wide = try read(as: Double.self).values
+            try wide.withUnsafeBytes { try storedBytes?($0) }
+            return HDF5Array(shape: info.shape, values: wide.map { Float($0) })
         case .float16:
             let half = try read(as: Float16.self).values
+            try half.withUnsafeBytes { try storedBytes?($0) }
             let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialised in
                 half.withUnsafeBufferPointer { source in
                     for index in 0..<count { buffer[index] = Float(source[index]) }
@@ -172,6 +162,7 @@ public final class HDF5Dataset: HDF5AttributeHolder {
             return HDF5Array(shape: info.shape, values: values)
         case .bfloat16:
             let bits = try readBits()
+            try bits.withUnsafeBytes { try storedBytes?($0) }
             let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialised in
                 bits.withUnsafeBufferPointer { source in
                     for index in 0..<count { buffer[index] = Float(bitPattern: UInt32(source[index]) << 16) }

@@ -55,18 +55,27 @@ public final class HDF5File {
 
     /// Creates a file, replacing any file at `path` when `overwrite` is true. Objects are created
     /// without modification times, so that the same content gives byte-identical files.
+    ///
+    /// The file uses the HDF5 1.8 format (`libver` v18 to v18): a version 2 superblock and version 2
+    /// object headers, both with checksums that libhdf5 verifies whenever it reads them, so damaged
+    /// metadata is reported as an error rather than followed. Groups keep their links in their
+    /// header (`compactLinkLimit`). Every libhdf5 since 1.8, and h5py, reads such files.
     public static func create(_ path: String, overwrite: Bool = true) throws -> HDF5File {
         HDF5Library.ensureReady()
         let fcpl = H5Pcreate(irm_H5P_FILE_CREATE())
         defer { if fcpl >= 0 { _ = H5Pclose(fcpl) } }
-        if fcpl >= 0 { _ = H5Pset_obj_track_times(fcpl, false) }
-        // Values of 1 KiB and more start on a 64-byte boundary, so that a reader can map a tensor
-        // and use it in place (float32 needs 4; 64 keeps SIMD loads within cache lines).
         let fapl = H5Pcreate(irm_H5P_FILE_ACCESS())
         defer { if fapl >= 0 { _ = H5Pclose(fapl) } }
-        if fapl >= 0 { _ = H5Pset_alignment(fapl, 1024, 64) }
+        // Values of 1 KiB and more start on a 64-byte boundary, so that a reader can map a tensor
+        // and use it in place (float32 needs 4; 64 keeps SIMD loads within cache lines).
+        guard fcpl >= 0, fapl >= 0, H5Pset_obj_track_times(fcpl, false) >= 0,
+              H5Pset_link_phase_change(fcpl, compactLinkLimit, compactLinkLimit) >= 0,
+              H5Pset_alignment(fapl, 1024, 64) >= 0, H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) >= 0 else {
+            throw HDF5Error(file: path, object: nil, message: "cannot set up the file's creation properties",
+                            libraryDetail: HDF5Library.takeErrorDetail())
+        }
         let flags = overwrite ? irm_H5F_ACC_TRUNC() : irm_H5F_ACC_EXCL()
-        let id = H5Fcreate(path, flags, fcpl >= 0 ? fcpl : irm_H5P_DEFAULT(), fapl >= 0 ? fapl : irm_H5P_DEFAULT())
+        let id = H5Fcreate(path, flags, fcpl, fapl)
         guard id >= 0 else {
             throw HDF5Error(file: path, object: nil, message: "cannot create the file (check that the directory exists and is writable)",
                             libraryDetail: HDF5Library.takeErrorDetail())
@@ -86,6 +95,30 @@ public final class HDF5File {
         defer { _ = H5Pclose(fcpl) }
         var size: hsize_t = 0
         return H5Pget_userblock(fcpl, &size) >= 0 ? Int(size) : 0
+    }
+
+    /// Groups keep up to this many links as messages in their own (checksummed) object header. The
+    /// 1.8 format's default moves a group of more than 8 links into a fractal heap, whose blocks
+    /// libhdf5 does not checksum.
+    static let compactLinkLimit: UInt32 = 65535
+
+    /// The superblock's format version: 0 or 1 for files in the original HDF5 format (h5py's
+    /// default), 2 or 3 for the 1.8 and 1.10 formats, whose superblock and object headers carry
+    /// checksums.
+    public var superblockVersion: Int? {
+        var info = H5F_info2_t()
+        guard H5Fget_info2(id, &info) >= 0 else {
+            _ = HDF5Library.takeErrorDetail()
+            return nil
+        }
+        return Int(info.super.version)
+    }
+
+    /// The file's size on disk in bytes (`Int.max` when it cannot be read), the bound for any size
+    /// that its metadata declares.
+    public var sizeOnDisk: Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : Int.max
     }
 
     /// Flushes buffered data to disk.
@@ -137,11 +170,30 @@ extension HDF5AttributeHolder {
         H5Aexists(objectID, name) > 0
     }
 
+    /// The version of the object's header: 1 in the original HDF5 format, 2 (with a checksum that
+    /// libhdf5 verifies on every read) in the 1.8 format that irm writes.
+    public var objectHeaderVersion: Int? {
+        var info = H5O_info_t()
+        guard H5Oget_info2(objectID, &info, UInt32(H5O_INFO_HDR)) >= 0 else {
+            _ = HDF5Library.takeErrorDetail()
+            return nil
+        }
+        return Int(info.hdr.version)
+    }
+
     /// Reads an attribute, or returns nil when it does not exist. Integer attributes read as `int`,
     /// floating-point ones as `double`, strings (fixed or variable length) as `string`; arrays of
     /// more than one element come back as the plural cases.
+    ///
+    /// The attribute's declared size is checked against the file's before anything is allocated or
+    /// read for it. A variable-length string is the one kind whose value lies outside the object
+    /// header, in the file's global heap, which libhdf5 follows without validating it (a damaged
+    /// heap can crash libhdf5 1.10); irm writes only fixed-length strings, and reads variable-length
+    /// ones (h5py's default for `str`) only after these checks.
     public func attribute(_ name: String) throws -> HDF5AttributeValue? {
-        guard hasAttribute(name) else { return nil }
+        let exists = H5Aexists(objectID, name)
+        guard exists >= 0 else { throw error("cannot look up attribute '\(name)'; the file may be corrupt") }
+        guard exists > 0 else { return nil }
         let attr = H5Aopen(objectID, name, irm_H5P_DEFAULT())
         guard attr >= 0 else { throw error("cannot open attribute '\(name)'") }
         defer { _ = H5Aclose(attr) }
@@ -151,9 +203,17 @@ extension HDF5AttributeHolder {
         let space = H5Aget_space(attr)
         guard space >= 0 else { throw error("cannot read the shape of attribute '\(name)'") }
         defer { _ = H5Sclose(space) }
-        let count = Int(H5Sget_simple_extent_npoints(space))
-        let isScalar = H5Sget_simple_extent_ndims(space) == 0
         let what = "attribute '\(name)'"
+        let points = H5Sget_simple_extent_npoints(space)
+        guard points >= 0 else { throw error("cannot read the shape of \(what)") }
+        let count = Int(points)
+        let isScalar = H5Sget_simple_extent_ndims(space) == 0
+        let fileSize = file.sizeOnDisk
+        let storedBytes = H5Aget_storage_size(attr)
+        guard count <= fileSize, storedBytes <= UInt64(fileSize) else {
+            throw HDF5Error(file: file.path, object: path,
+                            message: "\(what) declares \(count) elements in \(storedBytes) bytes, more than the \(fileSize)-byte file holds; the file is corrupt")
+        }
 
         switch H5Tget_class(type) {
         case H5T_INTEGER:
@@ -174,76 +234,106 @@ extension HDF5AttributeHolder {
         }
     }
 
-    /// Creates or replaces an attribute.
+    /// Creates or replaces an unsigned 32-bit integer attribute (`H5T_STD_U32LE`, numpy `uint32`),
+    /// such as a CRC-32. It reads back through `attribute(_:)` as `.int`.
+    public func setAttribute(_ name: String, uint32 value: UInt32) throws {
+        try replaceAttribute(name, type: irm_H5T_STD_U32LE(), memType: irm_H5T_NATIVE_UINT32(), count: nil) { write in
+            try withUnsafePointer(to: value) { try write($0) }
+        }
+    }
+
+    /// Creates or replaces an attribute. Strings are stored fixed-length (`HDF5Strings`).
     public func setAttribute(_ name: String, _ value: HDF5AttributeValue) throws {
+        let int64 = (irm_H5T_STD_I64LE(), irm_H5T_NATIVE_INT64())
+        let float64 = (irm_H5T_IEEE_F64LE(), irm_H5T_NATIVE_DOUBLE())
+        switch value {
+        case .int(let v):
+            try replaceAttribute(name, type: int64.0, memType: int64.1, count: nil) { write in try withUnsafePointer(to: v) { try write($0) } }
+        case .double(let v):
+            try replaceAttribute(name, type: float64.0, memType: float64.1, count: nil) { write in try withUnsafePointer(to: v) { try write($0) } }
+        case .ints(let v):
+            try replaceAttribute(name, type: int64.0, memType: int64.1, count: v.count) { write in try v.withUnsafeBytes { try write($0.baseAddress!) } }
+        case .doubles(let v):
+            try replaceAttribute(name, type: float64.0, memType: float64.1, count: v.count) { write in try v.withUnsafeBytes { try write($0.baseAddress!) } }
+        case .string(let s):
+            try HDF5Strings.withFixedLengthBuffer([s], what: "attribute '\(name)'", holder: self) { type, buffer in
+                try replaceAttribute(name, type: type, memType: type, count: nil) { write in try write(buffer) }
+            }
+        case .strings(let v):
+            try HDF5Strings.withFixedLengthBuffer(v, what: "attribute '\(name)'", holder: self) { type, buffer in
+                try replaceAttribute(name, type: type, memType: type, count: v.count) { write in try write(buffer) }
+            }
+        }
+    }
+
+    /// Deletes any attribute `name`, creates it with `type` as a scalar (`count` nil) or a list, and
+    /// lets `body` hand the values to the write it is given.
+    private func replaceAttribute(_ name: String, type fileType: hid_t, memType: hid_t, count: Int?,
+                                  _ body: ((UnsafeRawPointer) throws -> Void) throws -> Void) throws {
         if hasAttribute(name) {
             guard H5Adelete(objectID, name) >= 0 else { throw error("cannot replace attribute '\(name)'") }
         }
-        func withSpace<R>(count: Int?, _ body: (hid_t) throws -> R) throws -> R {
-            let space: hid_t
-            if let count {
-                var dims = [hsize_t(count)]
-                space = H5Screate_simple(1, &dims, nil)
-            } else {
-                space = H5Screate(H5S_SCALAR)
-            }
-            guard space >= 0 else { throw error("cannot create the dataspace for attribute '\(name)'") }
-            defer { _ = H5Sclose(space) }
-            return try body(space)
+        let space: hid_t
+        if let count {
+            var dims = [hsize_t(count)]
+            space = H5Screate_simple(1, &dims, nil)
+        } else {
+            space = H5Screate(H5S_SCALAR)
         }
-        func write(type fileType: hid_t, memType: hid_t, count: Int?, _ data: UnsafeRawPointer) throws {
-            try withSpace(count: count) { space in
-                let attr = H5Acreate2(objectID, name, fileType, space, irm_H5P_DEFAULT(), irm_H5P_DEFAULT())
-                guard attr >= 0 else { throw error("cannot create attribute '\(name)'") }
-                defer { _ = H5Aclose(attr) }
-                guard H5Awrite(attr, memType, data) >= 0 else { throw error("cannot write attribute '\(name)'") }
-            }
-        }
-        switch value {
-        case .int(let v):
-            try withUnsafePointer(to: v) { try write(type: irm_H5T_STD_I64LE(), memType: irm_H5T_NATIVE_INT64(), count: nil, $0) }
-        case .double(let v):
-            try withUnsafePointer(to: v) { try write(type: irm_H5T_IEEE_F64LE(), memType: irm_H5T_NATIVE_DOUBLE(), count: nil, $0) }
-        case .ints(let v):
-            try v.withUnsafeBytes { try write(type: irm_H5T_STD_I64LE(), memType: irm_H5T_NATIVE_INT64(), count: v.count, $0.baseAddress!) }
-        case .doubles(let v):
-            try v.withUnsafeBytes { try write(type: irm_H5T_IEEE_F64LE(), memType: irm_H5T_NATIVE_DOUBLE(), count: v.count, $0.baseAddress!) }
-        case .string(let s):
-            try HDF5Strings.withVariableLengthBuffer([s]) { type, buffer in
-                try write(type: type, memType: type, count: nil, buffer)
-            }
-        case .strings(let v):
-            try HDF5Strings.withVariableLengthBuffer(v) { type, buffer in
-                try write(type: type, memType: type, count: v.count, buffer)
-            }
+        guard space >= 0 else { throw error("cannot create the dataspace for attribute '\(name)'") }
+        defer { _ = H5Sclose(space) }
+        let attr = H5Acreate2(objectID, name, fileType, space, irm_H5P_DEFAULT(), irm_H5P_DEFAULT())
+        guard attr >= 0 else { throw error("cannot create attribute '\(name)'") }
+        defer { _ = H5Aclose(attr) }
+        try body { data in
+            guard H5Awrite(attr, memType, data) >= 0 else { throw error("cannot write attribute '\(name)'") }
         }
     }
 }
 
-/// Variable- and fixed-length UTF-8 string I/O shared by datasets and attributes.
+/// UTF-8 string I/O shared by datasets and attributes: irm writes fixed-length strings and reads
+/// both fixed- and variable-length ones.
 enum HDF5Strings {
-    /// Builds a variable-length UTF-8 string type and an array of C string pointers for `strings`,
-    /// valid for the duration of `body`.
-    static func withVariableLengthBuffer<R>(_ strings: [String], _ body: (hid_t, UnsafeRawPointer) throws -> R) throws -> R {
+    /// Builds a fixed-length, NUL-padded UTF-8 string type as wide as the longest of `strings` in
+    /// bytes (at least 1), and the values packed at that width, valid for the duration of `body`.
+    /// Each string ends at its first NUL, as it would as a C string. Fixed-length values lie in the
+    /// object header (attributes) or the dataset's own storage, never in the global heap.
+    static func withFixedLengthBuffer<R>(_ strings: [String], what: String, holder: some HDF5AttributeHolder,
+                                         _ body: (hid_t, UnsafeRawPointer) throws -> R) throws -> R {
+        let encoded = strings.map { Array($0.utf8.prefix { $0 != 0 }) }
+        let width = max(1, encoded.map(\.count).max() ?? 0)
+        guard width <= Int(UInt32.max) else { throw holder.error("\(what) is \(width) bytes long; HDF5 strings hold at most 4 GiB") }
         let type = H5Tcopy(irm_H5T_C_S1())
+        guard type >= 0 else { throw holder.error("cannot make a string type for \(what)") }
         defer { _ = H5Tclose(type) }
-        _ = H5Tset_size(type, irm_H5T_VARIABLE())
-        _ = H5Tset_cset(type, H5T_CSET_UTF8)
-        let cStrings = strings.map { strdup($0) }
-        defer { cStrings.forEach { free($0) } }
-        return try cStrings.withUnsafeBufferPointer { try body(type, UnsafeRawPointer($0.baseAddress!)) }
+        guard H5Tset_size(type, width) >= 0, H5Tset_cset(type, H5T_CSET_UTF8) >= 0, H5Tset_strpad(type, H5T_STR_NULLPAD) >= 0 else {
+            throw holder.error("cannot make a \(width)-byte string type for \(what)")
+        }
+        var packed = [UInt8](repeating: 0, count: width * max(1, encoded.count))
+        for (index, bytes) in encoded.enumerated() {
+            packed.replaceSubrange((index * width)..<(index * width + bytes.count), with: bytes)
+        }
+        return try packed.withUnsafeBytes { try body(type, $0.baseAddress!) }
     }
 
     /// Reads `count` strings with `read(memType, buffer)`, whether the stored type is variable- or
-    /// fixed-length. Fixed-length values are cut at their first NUL.
+    /// fixed-length. Fixed-length values are cut at their first NUL. The caller has checked `count`
+    /// against the file's size; fixed-length values are checked here before their buffer is made.
     static func read(
         count: Int, fileType: hid_t, what: String, holder: some HDF5AttributeHolder,
         _ read: (hid_t, UnsafeMutableRawPointer) -> herr_t
     ) throws -> [String] {
-        let memType = H5Tcopy(irm_H5T_C_S1())
-        defer { _ = H5Tclose(memType) }
-        _ = H5Tset_cset(memType, H5T_CSET_UTF8)
+        let fileSize = holder.file.sizeOnDisk
         if H5Tis_variable_str(fileType) > 0 {
+            let memType = H5Tcopy(irm_H5T_C_S1())
+            defer { _ = H5Tclose(memType) }
+            _ = H5Tset_cset(memType, H5T_CSET_UTF8)
+            // The values are read from the global heap, which libhdf5 trusts; this is as far as irm
+            // can check them beforehand.
+            guard count <= fileSize / 8 else {
+                throw HDF5Error(file: holder.file.path, object: holder.path,
+                                message: "\(what) declares \(count) variable-length strings, more than the \(fileSize)-byte file can hold; the file is corrupt")
+            }
             _ = H5Tset_size(memType, irm_H5T_VARIABLE())
             var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
             let status = pointers.withUnsafeMutableBytes { read(memType, $0.baseAddress!) }
@@ -258,12 +348,21 @@ enum HDF5Strings {
         }
         let width = H5Tget_size(fileType)
         guard width > 0 else { throw holder.error("\(what) has a zero-width string type") }
-        _ = H5Tset_size(memType, width)
-        var bytes = [UInt8](repeating: 0, count: width * count)
-        let status = bytes.withUnsafeMutableBytes { read(memType, $0.baseAddress!) }
+        let (bytes, overflow) = width.multipliedReportingOverflow(by: count)
+        guard !overflow, bytes <= fileSize else {
+            throw HDF5Error(file: holder.file.path, object: holder.path,
+                            message: "\(what) declares \(count) strings of \(width) bytes, more than the \(fileSize)-byte file holds; the file is corrupt")
+        }
+        // The file's own type, so that libhdf5 copies the bytes: converting to another padding
+        // (NUL-terminated from NUL-padded) would drop the last byte of a value that fills its width.
+        let memType = H5Tcopy(fileType)
+        guard memType >= 0 else { throw holder.error("cannot read the type of \(what)") }
+        defer { _ = H5Tclose(memType) }
+        var buffer = [UInt8](repeating: 0, count: max(1, bytes))
+        let status = buffer.withUnsafeMutableBytes { read(memType, $0.baseAddress!) }
         guard status >= 0 else { throw holder.error("cannot read \(what)") }
         return (0..<count).map { index in
-            let slice = bytes[(index * width)..<((index + 1) * width)]
+            let slice = buffer[(index * width)..<((index + 1) * width)]
             let end = slice.firstIndex(of: 0) ?? slice.endIndex
             return String(decoding: slice[slice.startIndex..<end], as: UTF8.self)
         }

@@ -34,15 +34,21 @@ public final class HDF5Group: HDF5AttributeHolder {
         !name.isEmpty && !name.contains("/") && H5Lexists(id, name, irm_H5P_DEFAULT()) > 0
     }
 
-    /// What `name` is, or nil when there is no such link.
+    /// What `name` is, or nil when there is no such link (`.other` when it cannot be opened).
     public func kind(of name: String) -> HDF5ObjectKind? {
         guard contains(name) else { return nil }
         // Opening an external link would open the file it names.
         guard irm_link_is_hard(id, name) == 1 else { return .other }
+        return (try? openedKind(of: name)) ?? .other
+    }
+
+    /// The kind of the hard link `name`'s object; an error naming it when libhdf5 cannot open its
+    /// header (a damaged file: in the 1.8 format irm writes, a header that fails its checksum).
+    private func openedKind(of name: String) throws -> HDF5ObjectKind {
         let object = H5Oopen(id, name, irm_H5P_DEFAULT())
         guard object >= 0 else {
-            _ = HDF5Library.takeErrorDetail()
-            return .other
+            throw HDF5Error(file: file.path, object: childPath(name), message: "cannot open the object; the file may be truncated or corrupt",
+                            libraryDetail: HDF5Library.takeErrorDetail())
         }
         defer { _ = H5Oclose(object) }
         switch H5Iget_type(object) {
@@ -72,19 +78,23 @@ public final class HDF5Group: HDF5AttributeHolder {
     /// group.
     public func group(_ name: String) throws -> HDF5Group {
         if contains(name) { try requireHardLink(name) }
-        switch kind(of: name) {
+        switch contains(name) ? try openedKind(of: name) : nil {
         case .group: return try HDF5Group.open(in: file, parentID: id, name: name, path: childPath(name))
         case nil: throw HDF5Error(file: file.path, object: childPath(name), message: "expected a group, found nothing")
         case .some(let other): throw HDF5Error(file: file.path, object: childPath(name), message: "expected a group, found a \(other)")
         }
     }
 
-    /// Creates the child group `name`, without modification times.
+    /// Creates the child group `name`, without modification times, its links kept in its object
+    /// header (`HDF5File.compactLinkLimit`).
     public func createGroup(_ name: String) throws -> HDF5Group {
         let gcpl = H5Pcreate(irm_H5P_GROUP_CREATE())
         defer { if gcpl >= 0 { _ = H5Pclose(gcpl) } }
-        if gcpl >= 0 { _ = H5Pset_obj_track_times(gcpl, false) }
-        let gid = H5Gcreate2(id, name, irm_H5P_DEFAULT(), gcpl >= 0 ? gcpl : irm_H5P_DEFAULT(), irm_H5P_DEFAULT())
+        guard gcpl >= 0, H5Pset_obj_track_times(gcpl, false) >= 0,
+              H5Pset_link_phase_change(gcpl, HDF5File.compactLinkLimit, HDF5File.compactLinkLimit) >= 0 else {
+            throw error("cannot set up the group's creation properties", object: childPath(name))
+        }
+        let gid = H5Gcreate2(id, name, irm_H5P_DEFAULT(), gcpl, irm_H5P_DEFAULT())
         guard gid >= 0 else { throw error("cannot create the group", object: childPath(name)) }
         return HDF5Group(file: file, id: gid, path: childPath(name))
     }
@@ -92,7 +102,7 @@ public final class HDF5Group: HDF5AttributeHolder {
     /// Opens the dataset `name`.
     public func dataset(_ name: String) throws -> HDF5Dataset {
         if contains(name) { try requireHardLink(name) }
-        switch kind(of: name) {
+        switch contains(name) ? try openedKind(of: name) : nil {
         case .dataset: return try HDF5Dataset.open(in: self, name: name)
         case nil: throw HDF5Error(file: file.path, object: childPath(name), message: "expected a dataset, found nothing")
         case .some(let other): throw HDF5Error(file: file.path, object: childPath(name), message: "expected a dataset, found a \(other)")
@@ -150,9 +160,10 @@ public final class HDF5Group: HDF5AttributeHolder {
         }
     }
 
-    /// Writes a scalar, variable-length UTF-8 string dataset (what h5py writes for a Python `str`).
+    /// Writes a scalar, fixed-length UTF-8 string dataset as long as `value` (at least 1 byte), whose
+    /// bytes lie in the dataset's own storage rather than the global heap. h5py reads it as `bytes`.
     public func createStringDataset(_ name: String, value: String) throws {
-        try HDF5Strings.withVariableLengthBuffer([value]) { type, buffer in
+        try HDF5Strings.withFixedLengthBuffer([value], what: "the string dataset", holder: self) { type, buffer in
             let dataset = try makeDataset(name, typeID: type, shape: [])
             defer { _ = H5Dclose(dataset) }
             guard H5Dwrite(dataset, type, irm_H5S_ALL(), irm_H5S_ALL(), irm_H5P_DEFAULT(), buffer) >= 0 else {

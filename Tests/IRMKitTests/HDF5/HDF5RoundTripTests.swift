@@ -81,6 +81,49 @@ final class HDF5RoundTripTests: XCTestCase {
         XCTAssertEqual(try reopened.dataset("x").attribute("unit")?.stringValue, "nats")
     }
 
+    /// New files use HDF5's 1.8 format, whose superblock and object headers carry checksums;
+    /// groups keep their links in their header; strings are fixed-length, so nothing lives in the
+    /// global heap (whose corruption libhdf5 does not detect).
+    func testNewFilesAreChecksummedWithFixedLengthStringsAndLinksInTheHeader() throws {
+        let (file, path) = try newFile()
+        let root = try file.root()
+        let group = try root.createGroup("many")
+        for index in 0..<40 { try group.createDataset("x\(index)", values: [Float(index)], shape: [1]) }
+        let values: [String: HDF5AttributeValue] = [
+            "exact": .string("bfloat16"), "empty": .string(""), "mixed": .strings(["a", "", "βγ", "a longer one"]),
+        ]
+        for (name, value) in values { try group.setAttribute(name, value) }
+        try group.setAttribute("crc", uint32: 4_000_000_000)
+        try root.createStringDataset("text", value: "fixed ✓")
+        try file.flush()
+
+        let reopened = try HDF5File.open(path)
+        XCTAssertEqual(reopened.superblockVersion, 2)
+        let many = try reopened.root().group("many")
+        for holder in [try reopened.root(), many, try many.dataset("x7")] as [any HDF5AttributeHolder] {
+            XCTAssertEqual(holder.objectHeaderVersion, 2, holder.path)
+        }
+        for (name, value) in values { XCTAssertEqual(try many.attribute(name), value, name) }
+        XCTAssertEqual(try many.attribute("crc"), .int(4_000_000_000))
+        XCTAssertEqual(try many.childNames().count, 40)
+        XCTAssertEqual(try reopened.root().dataset("text").readString(), "fixed ✓")
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        XCTAssertEqual(bytes[8], 2, "superblock version, after the 8-byte signature")
+        for signature in ["GCOL", "FRHP"] {
+            let pattern = Array(signature.utf8)
+            XCTAssertFalse((0...(bytes.count - 4)).contains { Array(bytes[$0..<($0 + 4)]) == pattern }, "no \(signature) block")
+        }
+
+        // An attribute beyond the 64 KiB of a header message goes to the object's dense attribute
+        // storage (a fractal heap), which the 1.8 format allows.
+        let (large, largePath) = try newFile()
+        let long = String(repeating: "long ", count: 20_000)
+        try large.root().setAttribute("long", .string(long))
+        try large.flush()
+        XCTAssertEqual(try HDF5File.open(largePath).root().attribute("long"), .string(long))
+        XCTAssertGreaterThan(try HDF5File.open(largePath).sizeOnDisk, 100_000)
+    }
+
     func testTypeAndShapeMismatchesNameTheObject() throws {
         let (file, path) = try newFile()
         let root = try file.root()
