@@ -120,6 +120,14 @@ public enum AnalysisPipeline {
                                                summary: "\(samples.count) samples, \(pairs.count) preference pairs"))
         if let path = options.chatTemplatePath { inputs.append(try inputFile("chat-template", path, summary: "chat template")) }
         warnings += data.warnings
+        // The features file is read before any scoring, so that a mistake in it costs nothing.
+        let specification: FeatureSpecification
+        if let path = options.featuresPath {
+            specification = try FeatureSpecification.load(path: path)
+            inputs.append(try inputFile("features", path, summary: "\(specification.regexFeatures.count) regex features, \(specification.numericFields.count) numeric fields"))
+        } else {
+            specification = .allBuiltIns
+        }
         let scorer = LogProbScorer(options: options.scoring)
         let store = try options.storeDirectory.map { try StageStore(directory: $0) }
 
@@ -135,13 +143,6 @@ public enum AnalysisPipeline {
         let comparisons = scored.comparisons, beta = scored.beta, implicit = scored.implicitRewards
 
         stage("hidden states of prompts and responses under the before-policy")
-        let specification: FeatureSpecification
-        if let path = options.featuresPath {
-            specification = try FeatureSpecification.load(path: path)
-            inputs.append(try inputFile("features", path, summary: "\(specification.regexFeatures.count) regex features, \(specification.numericFields.count) numeric fields"))
-        } else {
-            specification = .allBuiltIns
-        }
         let featureStage = try FeatureStage(data, before: beforePolicy, specification: specification, scorer: scorer, store: store, progress: progress)
         let featureInputs = featureStage.inputs, features = featureStage.table
         try checkSampleCount(features, sampleCount: samples.count)
