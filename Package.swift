@@ -8,6 +8,8 @@ import Foundation
 let portable = ProcessInfo.processInfo.environment["IRM_PORTABLE"] == "1"
 let hostVectorFlags: [SwiftSetting] = portable ? [] : [
     .unsafeFlags(["-target-cpu", "native"], .when(configuration: .release)),
+    // Lets code choose a path that the native target makes fast (F16C's half-to-float conversion).
+    .define("IRM_NATIVE_TARGET", .when(configuration: .release)),
 ]
 // The library's numerics run optimised in debug builds too: the test suite runs real forward passes
 // and statistics, which are about 20x slower unoptimised. Tests still see internals (-enable-testing).

@@ -128,6 +128,15 @@ enum HalfPrecision {
     /// IEEE binary16 to binary32, exactly, without F16C: normal numbers rebias the exponent,
     /// subnormals are `m · 2⁻²⁴` (exact in float32), infinities and NaNs keep their payload.
     static func widenFloat16(_ source: UnsafeRawPointer, count: Int, into output: UnsafeMutablePointer<Float>) {
+        #if IRM_NATIVE_TARGET
+        return widenFloat16Converting(source, count: count, into: output)
+        #else
+        widenFloat16BitTrick(source, count: count, into: output)
+        #endif
+    }
+
+    /// The portable widening: integer SIMD only, no F16C needed.
+    static func widenFloat16BitTrick(_ source: UnsafeRawPointer, count: Int, into output: UnsafeMutablePointer<Float>) {
         let out = UnsafeMutableRawPointer(output)
         var i = 0
         while i + 16 <= count {
@@ -140,6 +149,23 @@ enum HalfPrecision {
             for j in 0..<(count - i) { tail[j] = UInt32(source.loadUnaligned(fromByteOffset: (i + j) * 2, as: UInt16.self)) }
             let widened = widen16(tail)
             for j in 0..<(count - i) { output[i + j] = Float(bitPattern: widened[j]) }
+        }
+    }
+
+    /// IEEE binary16 to binary32 by the compiler's conversion: one `vcvtph2ps` per 8 values when the
+    /// target has F16C (release builds target the host CPU), a library call per value otherwise, so
+    /// only native builds use it (`widenFloat16` picks).
+    static func widenFloat16Converting(_ source: UnsafeRawPointer, count: Int, into output: UnsafeMutablePointer<Float>) {
+        let out = UnsafeMutableRawPointer(output)
+        var i = 0
+        while i + 16 <= count {
+            let half = source.loadUnaligned(fromByteOffset: i * 2, as: SIMD16<Float16>.self)
+            out.storeBytes(of: SIMD16<Float>(half), toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count {
+            output[i] = Float(source.loadUnaligned(fromByteOffset: i * 2, as: Float16.self))
+            i += 1
         }
     }
 

@@ -12,17 +12,19 @@ final class StoredPrecisionTests: XCTestCase {
 
     func testFloat16WideningMatchesTheStandardConversionOnEveryBitPattern() {
         let patterns = (0...UInt16.max).map { $0 }
-        var widened = [Float](repeating: 0, count: patterns.count)
-        patterns.withUnsafeBytes { source in
-            widened.withUnsafeMutableBufferPointer { HalfPrecision.widenFloat16(source.baseAddress!, count: patterns.count, into: $0.baseAddress!) }
-        }
-        for (pattern, value) in zip(patterns, widened) {
-            let expected = Float(Float16(bitPattern: pattern))
-            if expected.isNaN {
-                XCTAssertTrue(value.isNaN, "pattern \(pattern)")
-                XCTAssertEqual(value.sign, expected.sign, "pattern \(pattern)")
-            } else {
-                XCTAssertEqual(value.bitPattern, expected.bitPattern, "pattern \(String(pattern, radix: 16))")
+        for widen in [HalfPrecision.widenFloat16BitTrick, HalfPrecision.widenFloat16Converting, HalfPrecision.widenFloat16] {
+            var widened = [Float](repeating: 0, count: patterns.count)
+            patterns.withUnsafeBytes { source in
+                widened.withUnsafeMutableBufferPointer { widen(source.baseAddress!, patterns.count, $0.baseAddress!) }
+            }
+            for (pattern, value) in zip(patterns, widened) {
+                let expected = Float(Float16(bitPattern: pattern))
+                if expected.isNaN {
+                    XCTAssertTrue(value.isNaN, "pattern \(pattern)")
+                    XCTAssertEqual(value.sign, expected.sign, "pattern \(pattern)")
+                } else {
+                    XCTAssertEqual(value.bitPattern, expected.bitPattern, "pattern \(String(pattern, radix: 16))")
+                }
             }
         }
     }
