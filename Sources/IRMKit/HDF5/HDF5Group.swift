@@ -63,13 +63,19 @@ public final class HDF5Group: HDF5AttributeHolder {
         var info = H5G_info_t()
         guard H5Gget_info(id, &info) >= 0 else { throw error("cannot list the group") }
         var names: [String] = []
+        var seen = Set<String>()
         names.reserveCapacity(Int(info.nlinks))
         for index in 0..<info.nlinks {
             let length = H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, irm_H5P_DEFAULT())
             guard length >= 0 else { throw error("cannot read the name of link \(index)") }
             var buffer = [CChar](repeating: 0, count: Int(length) + 1)
             _ = H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, irm_H5P_DEFAULT())
-            names.append(String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            let name = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            // A damaged link index can list one name twice; callers key dictionaries by name.
+            guard seen.insert(name).inserted else {
+                throw error("lists the link \"\(name)\" more than once; expected unique link names (the file is corrupt)")
+            }
+            names.append(name)
         }
         return names
     }
