@@ -119,15 +119,18 @@ public final class CheckpointWriter {
 
     /// Closes the file and moves it into place.
     public func finish() throws {
-        guard let file else { throw IRMError("\(destination.path): the writer is already finished") }
+        guard file != nil else { throw IRMError("\(destination.path): the writer is already finished") }
         do {
-            try file.flush()
+            try file?.flush()
         } catch {
             cancel()
             throw Self.rewrite(error, temporary: temporary, destination: destination)
         }
+        // The last references go, so libhdf5 closes the file here, before it is published: closing
+        // writes the superblock again (its "open for writing" flag cleared). No local may hold the
+        // file past this point, or that write would land after the rename, on the published file.
         tensorGroup = nil
-        self.file = nil  // the last references go, so libhdf5 closes the file
+        file = nil
         try pending.publish()
     }
 

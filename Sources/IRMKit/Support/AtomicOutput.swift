@@ -79,6 +79,7 @@ public enum AtomicOutput {
                 abandon()
                 throw error
             }
+            AtomicOutput.holdAfterPublishingIfTesting(destination)
             AtomicOutput.synchronise(directory: destination.deletingLastPathComponent().path)
             claim.markPublished()
             end()
@@ -166,10 +167,12 @@ public enum AtomicOutput {
         var info = stat()
         guard lstat(target.path, &info) == 0 else {
             guard rename(temporary.path, target.path) == 0 else { throw failure(errno) }
+            holdAfterPublishingIfTesting(target)
             synchronise(directory: parent)
             return
         }
         if exchange(temporary.path, target.path) == 0 {
+            holdAfterPublishingIfTesting(temporary)
             synchronise(directory: parent)
             removeTree(temporary)
             return
@@ -185,6 +188,7 @@ public enum AtomicOutput {
                 throw failure(reason)
             }
         }
+        holdAfterPublishingIfTesting(aside)
         synchronise(directory: parent)
         removeTree(aside)
     }
@@ -304,12 +308,26 @@ public enum AtomicOutput {
     /// long before it is published, after saying so on stderr, so that a test can interrupt a run at
     /// that point (signals, SIGKILL, a second run) without racing it.
     static func holdBeforePublishingIfTesting(_ temporary: URL) {
-        guard let seconds = testHoldSeconds, seconds > 0 else { return }
-        FileHandle.standardError.write(Data("irm: test hold: \(temporary.path)\n".utf8))
+        testHold(seconds: testHoldBeforeSeconds, line: "irm: test hold: \(temporary.path)")
+    }
+
+    /// Tests only: with IRM_TEST_HOLD_AFTER_PUBLISH=SECONDS, an output just put in place waits that
+    /// long before the run tidies up after it, after saying so on stderr with `leftover`: the old
+    /// directory, now at the temporary name it was exchanged to (or moved aside to), still to be
+    /// removed; for a new directory or a file output, the output itself. The lock is still held.
+    /// So that a test can kill the run between publishing and tidying without racing it.
+    static func holdAfterPublishingIfTesting(_ leftover: URL) {
+        testHold(seconds: testHoldAfterSeconds, line: "irm: test hold after publish: \(leftover.path)")
+    }
+
+    private static func testHold(seconds: Double?, line: String) {
+        guard let seconds, seconds > 0 else { return }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
         Thread.sleep(forTimeInterval: seconds)
     }
 
-    private static let testHoldSeconds: Double? = ProcessInfo.processInfo.environment["IRM_TEST_HOLD_BEFORE_PUBLISH"].flatMap(Double.init)
+    private static let testHoldBeforeSeconds: Double? = ProcessInfo.processInfo.environment["IRM_TEST_HOLD_BEFORE_PUBLISH"].flatMap(Double.init)
+    private static let testHoldAfterSeconds: Double? = ProcessInfo.processInfo.environment["IRM_TEST_HOLD_AFTER_PUBLISH"].flatMap(Double.init)
 }
 
 /// write(2); a file-scope name, because `AtomicOutput.write` hides it inside the type.

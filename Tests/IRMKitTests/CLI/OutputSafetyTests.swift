@@ -8,37 +8,12 @@ import XCTest
 /// same output refuses while the first writes. `IRM_TEST_HOLD_BEFORE_PUBLISH` makes a run wait,
 /// output complete, right before publishing it, so that the tests interrupt it there without a race.
 final class OutputSafetyTests: XCTestCase {
-    func demo(_ name: String) -> String { Fixtures.repositoryPath("checkpoints/demo/\(name)") }
-
-    /// Eight prompts of the demo (sixteen samples): enough for a report, quick to score.
-    func smallData(in dir: URL) throws -> String {
-        let lines = try String(contentsOfFile: demo("prompts.jsonl"), encoding: .utf8).split(separator: "\n").prefix(8)
-        let path = dir.appendingPathComponent("prompts.jsonl").path
-        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
-    func analyzeArguments(data: String, features: String, out: String) -> [String] {
-        ["analyze", "--before", demo("base.h5"), "--after", demo("rlhf.h5"), "--data", data, "--reward", "none",
-         "--convention", "separate", "--features", features, "--bootstrap", "0", "--no-store", "--quiet", "--threads", "1", "--out", out]
-    }
-
     func scoreArguments(data: String, out: String) -> [String] {
-        ["score", "--model", demo("base.h5"), "--data", data, "--convention", "separate", "--threads", "1", "--out", out]
+        ["score", "--model", Fixtures.demo("base.h5"), "--data", data, "--convention", "separate", "--threads", "1", "--out", out]
     }
 
     func entries(_ directory: URL) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
-    }
-
-    func contents(_ directory: URL) throws -> [String: Data] {
-        var out: [String: Data] = [:]
-        for path in try FileManager.default.subpathsOfDirectory(atPath: directory.path) {
-            let url = directory.appendingPathComponent(path)
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue { out[path] = try Data(contentsOf: url) }
-        }
-        return out
     }
 
     static let hold = ["IRM_TEST_HOLD_BEFORE_PUBLISH": "300"]
@@ -63,7 +38,7 @@ final class OutputSafetyTests: XCTestCase {
 
     func testDevicesAndFIFOsAreNeverReplaced() throws {
         let dir = try Fixtures.temporaryDirectory(for: self)
-        let data = try smallData(in: dir)
+        let data = try Fixtures.demoPrompts(in: dir)
         var targets: [(path: String, kind: InputFile.Kind)] = []
         let fifo = dir.appendingPathComponent("fifo.jsonl").path
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
@@ -83,7 +58,7 @@ final class OutputSafetyTests: XCTestCase {
             XCTAssertEqual(run.status, 1, run.stderr)
             XCTAssertTrue(run.stderr.hasPrefix("irm: error: --out \(path): is \(kind.phrase); irm replaces only a regular file"), run.stderr)
             XCTAssertEqual(InputFile.kind(of: path), kind, "still what it was")
-            let analyze = try CommandRunner.run(analyzeArguments(data: data, features: try Fixtures.oneFeatureFile(for: self), out: path), timeout: 120)
+            let analyze = try CommandRunner.run(Fixtures.quickAnalyzeArguments(data: data, features: try Fixtures.oneFeatureFile(for: self), out: path), timeout: 120)
             XCTAssertEqual(analyze.status, 1, analyze.stderr)
             XCTAssertTrue(analyze.stderr.contains("irm replaces only a directory"), analyze.stderr)
             XCTAssertEqual(InputFile.kind(of: path), kind, "still what it was")
@@ -97,16 +72,16 @@ final class OutputSafetyTests: XCTestCase {
     /// and the lock.
     func testCatchableSignalsLeaveTheOldOutputAndNoTemporary() throws {
         let dir = try Fixtures.temporaryDirectory(for: self)
-        let data = try smallData(in: dir), features = try Fixtures.oneFeatureFile(for: self)
+        let data = try Fixtures.demoPrompts(in: dir), features = try Fixtures.oneFeatureFile(for: self)
         let out = dir.appendingPathComponent("analysis")
-        let first = try CommandRunner.run(analyzeArguments(data: data, features: features, out: out.path))
+        let first = try CommandRunner.run(Fixtures.quickAnalyzeArguments(data: data, features: features, out: out.path))
         XCTAssertEqual(first.status, 0, first.stderr)
-        let before = try contents(out)
+        let before = try Fixtures.files(in: out)
         XCTAssertNotNil(before["report.md"])
         let beside = try entries(dir)
 
         for signal in [SIGTERM, SIGINT, SIGHUP] {
-            let run = try RunningCommand(analyzeArguments(data: data, features: features, out: out.path) + ["--seed", "\(signal)"],
+            let run = try RunningCommand(Fixtures.quickAnalyzeArguments(data: data, features: features, out: out.path) + ["--seed", "\(signal)"],
                                          environment: Self.hold)
             let line = try XCTUnwrap(run.waitForStderrLine(containing: "irm: test hold: "), "the run reached the hold")
             let temporary = String(line.dropFirst("irm: test hold: ".count))
@@ -117,14 +92,14 @@ final class OutputSafetyTests: XCTestCase {
             XCTAssertEqual(end.reason, .uncaughtSignal, "signal \(signal): \(end.stderr)")
             XCTAssertEqual(end.status, signal)
             XCTAssertEqual(try entries(dir), beside, "signal \(signal): no temporary directory or lock file left")
-            XCTAssertEqual(try contents(out), before, "signal \(signal): the old output is untouched")
+            XCTAssertEqual(try Fixtures.files(in: out), before, "signal \(signal): the old output is untouched")
         }
     }
 
     /// `irm score`'s single file, the same way.
     func testSIGTERMDuringAFileOutputLeavesNoTemporary() throws {
         let dir = try Fixtures.temporaryDirectory(for: self)
-        let data = try smallData(in: dir)
+        let data = try Fixtures.demoPrompts(in: dir)
         let out = dir.appendingPathComponent("scores.jsonl")
         try Data("old\n".utf8).write(to: out)
         let run = try RunningCommand(scoreArguments(data: data, out: out.path), environment: Self.hold)
@@ -141,9 +116,9 @@ final class OutputSafetyTests: XCTestCase {
     /// removes the temporary (saying so), takes the lock over, and writes the output.
     func testWhatSIGKILLLeavesIsSweptByTheNextRun() throws {
         let dir = try Fixtures.temporaryDirectory(for: self)
-        let data = try smallData(in: dir), features = try Fixtures.oneFeatureFile(for: self)
+        let data = try Fixtures.demoPrompts(in: dir), features = try Fixtures.oneFeatureFile(for: self)
         let out = dir.appendingPathComponent("analysis")
-        let run = try RunningCommand(analyzeArguments(data: data, features: features, out: out.path), environment: Self.hold)
+        let run = try RunningCommand(Fixtures.quickAnalyzeArguments(data: data, features: features, out: out.path), environment: Self.hold)
         let line = try XCTUnwrap(run.waitForStderrLine(containing: "irm: test hold: "))
         let temporary = String(line.dropFirst("irm: test hold: ".count))
         run.signal(SIGKILL)
@@ -151,7 +126,7 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: temporary), "SIGKILL leaves the temporary directory")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
 
-        let next = try CommandRunner.run(analyzeArguments(data: data, features: features, out: out.path).filter { $0 != "--quiet" })
+        let next = try CommandRunner.run(Fixtures.quickAnalyzeArguments(data: data, features: features, out: out.path).filter { $0 != "--quiet" })
         XCTAssertEqual(next.status, 0, next.stderr)
         XCTAssertTrue(next.stderr.contains("irm: warning: removed \(temporary), a temporary file of an irm run that was interrupted"), next.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: temporary))
@@ -162,11 +137,11 @@ final class OutputSafetyTests: XCTestCase {
 
     func testASecondRunOnTheSameOutputRefusesWhileTheFirstWrites() throws {
         let dir = try Fixtures.temporaryDirectory(for: self)
-        let data = try smallData(in: dir), features = try Fixtures.oneFeatureFile(for: self)
+        let data = try Fixtures.demoPrompts(in: dir), features = try Fixtures.oneFeatureFile(for: self)
         let out = dir.appendingPathComponent("analysis")
-        let first = try RunningCommand(analyzeArguments(data: data, features: features, out: out.path), environment: Self.hold)
+        let first = try RunningCommand(Fixtures.quickAnalyzeArguments(data: data, features: features, out: out.path), environment: Self.hold)
         XCTAssertNotNil(first.waitForStderrLine(containing: "irm: test hold: "))
-        let second = try CommandRunner.run(analyzeArguments(data: data, features: features, out: out.path), timeout: 120)
+        let second = try CommandRunner.run(Fixtures.quickAnalyzeArguments(data: data, features: features, out: out.path), timeout: 120)
         first.signal(SIGTERM)
         _ = first.finish()
         XCTAssertEqual(second.status, 1, second.stderr)
@@ -178,28 +153,28 @@ final class OutputSafetyTests: XCTestCase {
 
     func testARerunLeavesNoFileOfTheEarlierAnalysis() throws {
         let dir = try Fixtures.temporaryDirectory(for: self)
-        let data = try smallData(in: dir), features = try Fixtures.oneFeatureFile(for: self)
+        let data = try Fixtures.demoPrompts(in: dir), features = try Fixtures.oneFeatureFile(for: self)
         let out = dir.appendingPathComponent("analysis")
-        XCTAssertEqual(try CommandRunner.run(analyzeArguments(data: data, features: features, out: out.path)).status, 0)
-        let written = try contents(out)
+        XCTAssertEqual(try CommandRunner.run(Fixtures.quickAnalyzeArguments(data: data, features: features, out: out.path)).status, 0)
+        let written = try Fixtures.files(in: out)
         // What an earlier run (another version, other options) wrote and this one does not.
         try Data("old".utf8).write(to: out.appendingPathComponent("lexicon.csv"))
         try Data("<svg/>".utf8).write(to: out.appendingPathComponent("plots/old.svg"))
-        let again = try CommandRunner.run(analyzeArguments(data: data, features: features, out: out.path))
+        let again = try CommandRunner.run(Fixtures.quickAnalyzeArguments(data: data, features: features, out: out.path))
         XCTAssertEqual(again.status, 0, again.stderr)
-        XCTAssertEqual(try contents(out), written)
+        XCTAssertEqual(try Fixtures.files(in: out), written)
         // A directory of other files is never replaced, and the store may not live inside the output.
         let foreign = dir.appendingPathComponent("foreign")
         try FileManager.default.createDirectory(at: foreign, withIntermediateDirectories: false)
         try Data("mine".utf8).write(to: foreign.appendingPathComponent("notes.txt"))
-        let refused = try CommandRunner.run(analyzeArguments(data: data, features: features, out: foreign.path))
+        let refused = try CommandRunner.run(Fixtures.quickAnalyzeArguments(data: data, features: features, out: foreign.path))
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("no irm manifest.json"), refused.stderr)
         XCTAssertEqual(try entries(foreign), ["notes.txt"])
-        let inside = try CommandRunner.run(analyzeArguments(data: data, features: features, out: out.path).filter { $0 != "--no-store" }
+        let inside = try CommandRunner.run(Fixtures.quickAnalyzeArguments(data: data, features: features, out: out.path).filter { $0 != "--no-store" }
             + ["--store", out.appendingPathComponent("store").path])
         XCTAssertEqual(inside.status, 1)
         XCTAssertTrue(inside.stderr.contains("--store \(out.path)/store lies inside the output directory"), inside.stderr)
-        XCTAssertEqual(try contents(out), written)
+        XCTAssertEqual(try Fixtures.files(in: out), written)
     }
 }

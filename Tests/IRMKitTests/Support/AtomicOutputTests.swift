@@ -10,18 +10,6 @@ final class AtomicOutputTests: XCTestCase {
         try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
     }
 
-    func files(_ directory: URL) throws -> [String: Data] {
-        var out: [String: Data] = [:]
-        for path in try FileManager.default.subpathsOfDirectory(atPath: directory.path) {
-            var isDirectory: ObjCBool = false
-            let url = directory.appendingPathComponent(path)
-            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                out[path] = try Data(contentsOf: url)
-            }
-        }
-        return out
-    }
-
     static let manifest = Data("{\"tool\": \"irm\"}\n".utf8)
 
     func testTemporaryNamesParseBackAndStayShort() throws {
@@ -111,9 +99,9 @@ final class AtomicOutputTests: XCTestCase {
         let parent = try Fixtures.temporaryDirectory(for: self)
         let out = parent.appendingPathComponent("analysis")
         try AtomicOutput.writeDirectory([("a.csv", Data("a".utf8)), ("plots/old.svg", Data("<svg/>".utf8)), ("manifest.json", Self.manifest)], to: out)
-        XCTAssertEqual(try files(out), ["a.csv": Data("a".utf8), "plots/old.svg": Data("<svg/>".utf8), "manifest.json": Self.manifest])
+        XCTAssertEqual(try Fixtures.files(in: out), ["a.csv": Data("a".utf8), "plots/old.svg": Data("<svg/>".utf8), "manifest.json": Self.manifest])
         try AtomicOutput.writeDirectory([("b.csv", Data("b".utf8)), ("manifest.json", Self.manifest)], to: out, directories: ["plots"])
-        XCTAssertEqual(try files(out), ["b.csv": Data("b".utf8), "manifest.json": Self.manifest], "nothing of the earlier output remains")
+        XCTAssertEqual(try Fixtures.files(in: out), ["b.csv": Data("b".utf8), "manifest.json": Self.manifest], "nothing of the earlier output remains")
         XCTAssertEqual(try entries(out.appendingPathComponent("plots")), [])
         XCTAssertEqual(try entries(parent), ["analysis"], "no temporary directory or lock file left")
     }
@@ -128,14 +116,14 @@ final class AtomicOutputTests: XCTestCase {
         XCTAssertThrowsError(try AtomicOutput.writeDirectory([("../escape", Data())], to: out)) {
             XCTAssertTrue("\($0)".contains("not a plain relative path"), "\($0)")
         }
-        XCTAssertEqual(try files(out), ["a.csv": Data("a".utf8), "manifest.json": Self.manifest])
+        XCTAssertEqual(try Fixtures.files(in: out), ["a.csv": Data("a".utf8), "manifest.json": Self.manifest])
         XCTAssertEqual(try entries(parent), ["analysis"])
         // Missing parents are created, and removed again when the write fails.
         let deep = parent.appendingPathComponent("new/deeper/analysis")
         XCTAssertThrowsError(try AtomicOutput.writeDirectory([("x/y", Data()), ("x", Data())], to: deep))
         XCTAssertEqual(try entries(parent), ["analysis"])
         try AtomicOutput.writeDirectory(old, to: deep)
-        XCTAssertEqual(try files(deep).count, 2)
+        XCTAssertEqual(try Fixtures.files(in: deep).count, 2)
     }
 
     func testADirectoryThatIsNotAnIrmOutputIsNeverReplaced() throws {

@@ -40,6 +40,36 @@ enum Fixtures {
         testCase.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         return dir
     }
+
+    /// A file of the bundled demo run, `checkpoints/demo/NAME`.
+    static func demo(_ name: String) -> String { repositoryPath("checkpoints/demo/\(name)") }
+
+    /// The demo's first `count` prompts (two samples each) as `name` in `dir`: with the default
+    /// eight, enough for a report and quick to score. Returns its path.
+    static func demoPrompts(_ count: Int = 8, in dir: URL, name: String = "prompts.jsonl") throws -> String {
+        let lines = try String(contentsOfFile: demo("prompts.jsonl"), encoding: .utf8).split(separator: "\n").prefix(count)
+        let path = dir.appendingPathComponent(name).path
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// `irm analyze` of the demo pair, made fast: a features file (`oneFeatureFile`), no reward, no
+    /// bootstrap, no score store, one thread, quiet.
+    static func quickAnalyzeArguments(data: String, features: String, out: String) -> [String] {
+        ["analyze", "--before", demo("base.h5"), "--after", demo("rlhf.h5"), "--data", data, "--reward", "none",
+         "--convention", "separate", "--features", features, "--bootstrap", "0", "--no-store", "--quiet", "--threads", "1", "--out", out]
+    }
+
+    /// Every regular file below `directory`, by its path relative to it (`plots/lmg.svg`).
+    static func files(in directory: URL) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        for path in try FileManager.default.subpathsOfDirectory(atPath: directory.path) {
+            let url = directory.appendingPathComponent(path)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue { out[path] = try Data(contentsOf: url) }
+        }
+        return out
+    }
 }
 
 /// Asserts |actual - expected| <= absolute + relative * |expected|, elementwise, and reports the
