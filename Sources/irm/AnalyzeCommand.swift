@@ -104,6 +104,8 @@ struct AnalyzeCommand: ParsableCommand {
 
     @OptionGroup var storage: StoreArguments
 
+    @OptionGroup var sharding: ShardArguments
+
     func validate() throws {
         if let lexicon, !["vader", "none"].contains(lexicon) {
             throw ValidationError("--lexicon must be vader or none, found \"\(lexicon)\"")
@@ -115,32 +117,17 @@ struct AnalyzeCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            let directory = URL(fileURLWithPath: out)
+            if let shard = sharding.value {
+                // Shards run side by side and write only into the store: --out is neither claimed nor written.
+                let summary = try AnalysisPipeline.scoreShard(try options(directory), shard: shard, progress: output.progressOutput)
+                summary.warnings.forEach(output.warn)
+                if !output.quiet { printNote(summary.description) }
+                return
+            }
             let claim = try claimOutput(out, as: .directory, label: "--out", warn: output.warn)
             defer { claim.release() }
-            let directory = URL(fileURLWithPath: out)
-            var options = AnalysisOptions(beforePath: before, afterPath: after, dataPath: data)
-            options.beforeAdapterPath = beforeAdapter
-            options.afterAdapterPath = afterAdapter
-            if let choice = training.choice { options.reward = choice }
-            options.beta = beta
-            options.aggregation = rewardType
-            options.featuresPath = features == "default" ? nil : features
-            options.groupBy = groupBy
-            options.method = method
-            options.bootstrapReplicates = bootstrap
-            options.seed = seed
-            options.goldField = goldField
-            options.sourceField = sourceField
-            options.beforeLabel = beforeLabel
-            options.afterLabel = afterLabel
-            options.compareWithLexicon = lexicon.map { $0 == "vader" }
-            options.topDisagreements = top
-            options.allowTokenizerMismatch = allowTokenizerMismatch
-            options.scoring = engine.options
-            options.sequences = sequence.options
-            options.chatTemplatePath = sequence.chatTemplate
-            options.templateDate = try sequence.date()
-            options.storeDirectory = storage.directory(forOutput: directory)
+            let options = try options(directory)
             try claim.checkNothingInside([("--before", before), ("--after", after), ("--data", data)]
                 + [("--before-adapter", beforeAdapter), ("--after-adapter", afterAdapter), ("--features", options.featuresPath),
                    ("--reward-model", training.rewardModel.first), ("--chat-template", sequence.chatTemplate),
@@ -154,5 +141,32 @@ struct AnalyzeCommand: ParsableCommand {
                 print(String(format: "done in %.1f s", Date().timeIntervalSince(started)))
             }
         }
+    }
+
+    private func options(_ directory: URL) throws -> AnalysisOptions {
+        var options = AnalysisOptions(beforePath: before, afterPath: after, dataPath: data)
+        options.beforeAdapterPath = beforeAdapter
+        options.afterAdapterPath = afterAdapter
+        if let choice = training.choice { options.reward = choice }
+        options.beta = beta
+        options.aggregation = rewardType
+        options.featuresPath = features == "default" ? nil : features
+        options.groupBy = groupBy
+        options.method = method
+        options.bootstrapReplicates = bootstrap
+        options.seed = seed
+        options.goldField = goldField
+        options.sourceField = sourceField
+        options.beforeLabel = beforeLabel
+        options.afterLabel = afterLabel
+        options.compareWithLexicon = lexicon.map { $0 == "vader" }
+        options.topDisagreements = top
+        options.allowTokenizerMismatch = allowTokenizerMismatch
+        options.scoring = engine.options
+        options.sequences = sequence.options
+        options.chatTemplatePath = sequence.chatTemplate
+        options.templateDate = try sequence.date()
+        options.storeDirectory = storage.directory(forOutput: directory)
+        return options
     }
 }

@@ -73,6 +73,8 @@ struct DriftCommand: ParsableCommand {
 
     @OptionGroup var storage: StoreArguments
 
+    @OptionGroup var sharding: ShardArguments
+
     func validate() throws {
         if bootstrap < 0 { throw ValidationError("--bootstrap must be 0 or more, found \(bootstrap)") }
         if rewardModelPattern != nil && (training.rewardField != nil || training.reward != nil) {
@@ -82,8 +84,6 @@ struct DriftCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let claim = try claimOutput(out, as: .directory, label: "--out", warn: output.warn)
-            defer { claim.release() }
             let directory = URL(fileURLWithPath: out)
             var paths = checkpoints
             if let checkpointPattern {
@@ -115,6 +115,15 @@ struct DriftCommand: ParsableCommand {
             options.chatTemplatePath = sequence.chatTemplate
             options.templateDate = try sequence.date()
             options.storeDirectory = storage.directory(forOutput: directory)
+            if let shard = sharding.value {
+                // Shards run side by side and write only into the store: --out is neither claimed nor written.
+                let summary = try DriftPipeline.scoreShard(options, shard: shard, progress: output.progressOutput)
+                summary.warnings.forEach(output.warn)
+                if !output.quiet { printNote(summary.description) }
+                return
+            }
+            let claim = try claimOutput(out, as: .directory, label: "--out", warn: output.warn)
+            defer { claim.release() }
             try claim.checkNothingInside([("--base", base), ("--data", data)] + paths.map { ("--checkpoint", $0) }
                 + rewardModels.map { ("--reward-model", $0) }
                 + [("--features", options.featuresPath), ("--chat-template", sequence.chatTemplate),

@@ -24,3 +24,8 @@ func printWarning(_ text: String) { printDiagnostic("warning", text) }
 private func printDiagnostic(_ kind: String, _ text: String) {
     FileHandle.standardError.write(Data("irm: \(kind): \(MessageText.oneLine(text))\n".utf8))
 }
+
+/// A one-line note on stderr (what a shard or a merge did), escaped as diagnostics are.
+func printNote(_ text: String) {
+    FileHandle.standardError.write(Data("irm: \(MessageText.oneLine(text))\n".utf8))
+}

@@ -7,7 +7,7 @@ struct IRM: ParsableCommand {
         commandName: "irm",
         abstract: "The implicit reward model interpreter.",
         version: IRMVersion.string,
-        subcommands: [ConvertCommand.self, InspectCommand.self, TokenizeCommand.self, ScoreCommand.self, AnalyzeCommand.self, DriftCommand.self, DoctorCommand.self]
+        subcommands: [ConvertCommand.self, InspectCommand.self, TokenizeCommand.self, ScoreCommand.self, AnalyzeCommand.self, DriftCommand.self, StoreCommand.self, DoctorCommand.self]
     )
 
     /// Chooses the BLAS kernel first (it may re-execute irm once with OPENBLAS_CORETYPE set),

@@ -94,3 +94,18 @@ struct RewardArguments: ParsableArguments {
         return nil
     }
 }
+
+/// `--shard K/N`: score only shard K of N into the score store (docs/cluster.md).
+struct ShardArguments: ParsableArguments {
+    @Option(help: "Score only shard K of N (K from 0 to N-1, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) into the score store and stop: no fit, nothing written at --out. Shards are whole prompt groups balanced by tokens; `irm store merge` combines them (docs/cluster.md).")
+    var shard: String?
+
+    func validate() throws {
+        if let shard {
+            do { _ = try Shard(parsing: shard) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
+    /// The parsed shard, or nil without --shard (checked by `validate`).
+    var value: Shard? { shard.flatMap { try? Shard(parsing: $0) } }
+}

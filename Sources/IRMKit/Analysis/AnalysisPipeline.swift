@@ -87,21 +87,8 @@ public enum AnalysisPipeline {
         var inputs: [AnalysisResult.InputFile] = []
 
         stage("opening the checkpoints")
-        let before = try Checkpoint.open(path: options.beforePath)
-        let after = try Checkpoint.open(path: options.afterPath)
-        for (checkpoint, flag) in [(before, "--before"), (after, "--after")] where checkpoint.kind != .policy {
-            throw IRMError("\(checkpoint.path): is a reward model (sequence classifier); \(flag) needs a policy (causal language model) checkpoint")
-        }
-        let (tokenizerMismatch, resizedVocabulary) = try Tokenizer.difference(before, after)
-        if let resizedVocabulary {
-            warnings.append("a resized vocabulary: \(resizedVocabulary). The implicit reward uses each policy's own softmax; the KL is over the shared rows, each distribution renormalised over them (docs/scoring.md)")
-        }
-        if let difference = tokenizerMismatch {
-            guard options.allowTokenizerMismatch else {
-                throw IRMError("\(before.path) and \(after.path) have different tokenizers (\(difference)). The implicit reward compares the probabilities the two policies give the same token ids, so both must map text to ids the same way. If the ids do mean the same (for example only special tokens or the template changed), pass --allow-tokenizer-mismatch; the text is then tokenised with the before-policy's tokenizer")
-            }
-            warnings.append("the two policies have different tokenizers (\(difference)); the text was tokenised with the before-policy's tokenizer (--allow-tokenizer-mismatch)")
-        }
+        let (before, after, resizedVocabulary, pairWarnings) = try openPair(options)
+        warnings += pairWarnings
 
         stage("reading \(options.dataPath)")
         let data = try PreparedData(dataPath: options.dataPath, checkpoint: before, sequenceOptions: options.sequences,
@@ -149,7 +136,7 @@ public enum AnalysisPipeline {
         for skipped in features.skipped { warnings.append("feature \(skipped.name) left out: \(skipped.reason)") }
 
         stage("training reward")
-        let (rewardSource, rewardScores, rewardInput) = try trainingReward(options, samples: samples, featureInputs: featureInputs, store: store, progress: progress)
+        let (rewardSource, rewardScores, rewardInput) = try trainingReward(options, samples: samples, plan: data.plan, featureInputs: featureInputs, store: store, progress: progress)
         if let rewardInput { inputs.append(rewardInput) }
         let gold = try numericColumn(options.goldField, samples, source: options.dataPath, required: false)
 
@@ -251,6 +238,46 @@ public enum AnalysisPipeline {
     // MARK: Stages
 
     /// The options' own bounds, before any file is read (drift checks its analysis options here too).
+    /// The before- and after-checkpoints, checked to be policies with tokenizers that map text to
+    /// the same ids (or `--allow-tokenizer-mismatch`), and the resized-vocabulary note if any.
+    static func openPair(_ options: AnalysisOptions) throws -> (before: Checkpoint, after: Checkpoint, resizedVocabulary: String?, warnings: [String]) {
+        var warnings: [String] = []
+        let before = try Checkpoint.open(path: options.beforePath)
+        let after = try Checkpoint.open(path: options.afterPath)
+        for (checkpoint, flag) in [(before, "--before"), (after, "--after")] where checkpoint.kind != .policy {
+            throw IRMError("\(checkpoint.path): is a reward model (sequence classifier); \(flag) needs a policy (causal language model) checkpoint")
+        }
+        let (tokenizerMismatch, resizedVocabulary) = try Tokenizer.difference(before, after)
+        if let resizedVocabulary {
+            warnings.append("a resized vocabulary: \(resizedVocabulary). The implicit reward uses each policy's own softmax; the KL is over the shared rows, each distribution renormalised over them (docs/scoring.md)")
+        }
+        if let difference = tokenizerMismatch {
+            guard options.allowTokenizerMismatch else {
+                throw IRMError("\(before.path) and \(after.path) have different tokenizers (\(difference)). The implicit reward compares the probabilities the two policies give the same token ids, so both must map text to ids the same way. If the ids do mean the same (for example only special tokens or the template changed), pass --allow-tokenizer-mismatch; the text is then tokenised with the before-policy's tokenizer")
+            }
+            warnings.append("the two policies have different tokenizers (\(difference)); the text was tokenised with the before-policy's tokenizer (--allow-tokenizer-mismatch)")
+        }
+
+        return (before, after, resizedVocabulary, warnings)
+    }
+
+    /// A reward model checkpoint (one score) and the sequences it scores: the samples tokenised with
+    /// its own tokenizer and template.
+    static func openRewardModel(_ path: String, options: AnalysisOptions, samples: [Sample]) throws -> (checkpoint: Checkpoint, sequences: [ScoringSample]) {
+        let checkpoint = try Checkpoint.open(path: path)
+        guard checkpoint.kind == .rewardModel else {
+            throw IRMError("\(path): is a policy (causal language model); --reward-model needs a reward model checkpoint (a sequence classifier with a score head)")
+        }
+        guard checkpoint.config.labelCount == 1 else {
+            throw IRMError("\(path): the score head has \(checkpoint.config.labelCount) labels; irm analyses reward models with one score")
+        }
+        let tokenizer = try Tokenizer(json: checkpoint.tokenizerJSON, sourceDescription: "\(path): /tokenizer/tokenizer.json")
+        let formatting = try ChatFormatting(checkpoint: checkpoint, templatePath: options.chatTemplatePath, date: options.templateDate)
+        let sequences = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: options.sequences,
+                                              source: options.dataPath).build(samples).sequences
+        return (checkpoint, sequences)
+    }
+
     static func validate(_ options: AnalysisOptions) throws {
         if let beta = options.beta, !Provenance.isValidBeta(beta) {
             throw IRMError("--beta must be a positive number, found \(beta)")
@@ -309,7 +336,7 @@ public enum AnalysisPipeline {
     }
 
     /// Scores of the training reward, with its description and the input file it read.
-    static func trainingReward(_ options: AnalysisOptions, samples: [Sample], featureInputs: [FeatureInput], store: StageStore?,
+    static func trainingReward(_ options: AnalysisOptions, samples: [Sample], plan: ShardPlan, featureInputs: [FeatureInput], store: StageStore?,
                                progress: ProgressOutput?) throws
         -> (AnalysisResult.RewardSource, [Double]?, AnalysisResult.InputFile?) {
         switch options.reward {
@@ -330,21 +357,11 @@ public enum AnalysisPipeline {
             let reward = KimSeoReward(relevance: .hiddenStateCosine)
             return (.kimSeo, try reward.rewards(for: featureInputs), nil)
         case .rewardModel(let path):
-            let checkpoint = try Checkpoint.open(path: path)
-            guard checkpoint.kind == .rewardModel else {
-                throw IRMError("\(path): is a policy (causal language model); --reward-model needs a reward model checkpoint (a sequence classifier with a score head)")
-            }
-            guard checkpoint.config.labelCount == 1 else {
-                throw IRMError("\(path): the score head has \(checkpoint.config.labelCount) labels; irm analyses reward models with one score")
-            }
-            let tokenizer = try Tokenizer(json: checkpoint.tokenizerJSON, sourceDescription: "\(path): /tokenizer/tokenizer.json")
-            let formatting = try ChatFormatting(checkpoint: checkpoint, templatePath: options.chatTemplatePath, date: options.templateDate)
-            let scoring = try TrainingSequences(tokenizer: tokenizer, formatting: formatting, options: options.sequences,
-                                                source: options.dataPath).build(samples).sequences
+            let (checkpoint, scoring) = try openRewardModel(path, options: options, samples: samples)
             let model = try ModelLoading.load(checkpoint: checkpoint)
             let task = progress?.task("reward model", total: scoring.count)
             defer { task?.finish() }
-            let scores = try StageStore.rewards(of: scoring, under: model, checkpointPath: path, store: store,
+            let scores = try StageStore.rewards(of: scoring, plan: plan, under: model, checkpointPath: path, store: store,
                                                 convention: options.sequences.convention.rawValue, scorer: LogProbScorer(options: options.scoring),
                                                 progress: { task?.update(done: $0, tokens: $1) })
                 .map { $0.first ?? 0 }

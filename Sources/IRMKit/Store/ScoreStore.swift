@@ -12,7 +12,7 @@ import Foundation
 ///
 /// ```swift
 /// let store = try ScoreStore(directory: storeURL)
-/// let entry = try store.entry(key, sampleCount: samples.count, blockSize: 256, schema: .logprobs)
+/// let entry = try store.entry(key, blocks: ShardPlan(samples).blocks, schema: .logprobs)
 /// for block in entry.missingBlocks() {
 ///     let logprobs = try scorer.logProbs(of: Array(samples[block]), under: model)
 ///     try entry.write(block: block, columns: ScoreStore.Columns(["logprob": .raggedFloat64(.init(lists: logprobs.map(\.tokens)))]))
@@ -27,7 +27,9 @@ import Foundation
 public struct ScoreStore: Sendable {
     /// Part of every key's canonical text: a change of the on-disk format changes every directory.
     public static let formatName = "irm-score-store"
-    public static let formatVersion = 1
+    /// Version 2: an entry's blocks are any consecutive ranges (a `ShardPlan`), recorded by their
+    /// digest; version 1 had fixed-size blocks.
+    public static let formatVersion = 2
 
     public let directory: URL
     /// A temporary file whose writer cannot be checked (another host) is removed once it is older
@@ -57,15 +59,30 @@ public struct ScoreStore: Sendable {
         directory.appendingPathComponent(key.directoryName, isDirectory: true)
     }
 
-    /// Creates `key`'s entry, or opens it when it exists. An existing entry with another sample
-    /// count, block size or schema is an error that names both. A damaged `entry.h5` is replaced
-    /// (with a warning): every block records the key digest, sample count and block size itself.
-    /// Leftover temporary files of dead writers are removed, each with a warning.
+    /// `entry(key, blocks:schema:)` with blocks of `blockSize` consecutive samples (the last may be shorter).
     public func entry(_ key: Key, sampleCount: Int, blockSize: Int = 256, schema: Schema) throws -> Entry {
-        try key.validate()
-        try schema.validate()
         guard sampleCount >= 0 else { throw IRMError("score store entry: expected a sample count of at least 0, found \(sampleCount)") }
         guard blockSize >= 1 else { throw IRMError("score store entry: expected a block size of at least 1, found \(blockSize)") }
+        return try entry(key, blocks: stride(from: 0, to: sampleCount, by: blockSize).map { $0..<min($0 + blockSize, sampleCount) },
+                         schema: schema)
+    }
+
+    /// Creates `key`'s entry, or opens it when it exists. `blocks` are consecutive, non-empty and
+    /// start at 0; they cover the entry's samples (a `ShardPlan`'s blocks). An existing entry with
+    /// another sample count, block plan or schema is an error that names both. A damaged `entry.h5`
+    /// is replaced (with a warning): every block records the key digest, sample count and plan
+    /// itself. Leftover temporary files of dead writers are removed, each with a warning.
+    public func entry(_ key: Key, blocks: [Range<Int>], schema: Schema) throws -> Entry {
+        try key.validate()
+        try schema.validate()
+        var end = 0
+        for block in blocks {
+            guard block.lowerBound == end, !block.isEmpty else {
+                throw IRMError("score store entry: expected consecutive non-empty blocks from sample 0, found \(block.lowerBound)..<\(block.upperBound) after \(end)")
+            }
+            end = block.upperBound
+        }
+        let sampleCount = end, plan = ShardPlan.digest(of: blocks, sampleCount: end)
         let folder = entryDirectory(for: key)
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -73,11 +90,11 @@ public struct ScoreStore: Sendable {
             throw IRMError("cannot create the score store entry directory \(folder.path): \(error.localizedDescription)")
         }
         let entryURL = folder.appendingPathComponent(ScoreStoreEntryFile.fileName)
-        let wanted = ScoreStoreEntryFile.Record(keyDigest: key.digest, sampleCount: sampleCount, blockSize: blockSize, schema: schema)
+        let wanted = ScoreStoreEntryFile.Record(keyDigest: key.digest, irmVersion: key.irmVersion, sampleCount: sampleCount, blockCount: blocks.count, blockPlan: plan, schema: schema)
         var warnings: [Warning] = []
         func writeEntryFile(_ publication: ScoreStoreFiles.Publication) throws -> Bool {
             try ScoreStoreFiles.write(entryURL, publication) { temporary in
-                try ScoreStoreEntryFile.write(key: key, sampleCount: sampleCount, blockSize: blockSize, schema: schema, to: temporary.path)
+                try ScoreStoreEntryFile.write(key: key, sampleCount: sampleCount, blocks: blocks, schema: schema, to: temporary.path)
             }
         }
         if !FileManager.default.fileExists(atPath: entryURL.path) {
@@ -97,7 +114,7 @@ public struct ScoreStore: Sendable {
                                     detail: "\(error); rewritten from the key (each block is still checked against its own records)"))
             _ = try writeEntryFile(.replace)
         }
-        let entry = Entry(key: key, directory: folder, sampleCount: sampleCount, blockSize: blockSize, schema: schema, warnings: warnings)
+        let entry = Entry(key: key, directory: folder, blocks: blocks, blockPlan: plan, schema: schema, warnings: warnings)
         entry.tidyDirectory(staleTemporaryAge: staleTemporaryAge)
         return entry
     }
@@ -105,9 +122,9 @@ public struct ScoreStore: Sendable {
     private struct MismatchError: Error { let underlying: IRMError }
 
     private static func check(_ recorded: ScoreStoreEntryFile.Record, against wanted: ScoreStoreEntryFile.Record, at path: String) throws {
-        if recorded.sampleCount != wanted.sampleCount || recorded.blockSize != wanted.blockSize {
+        if recorded.sampleCount != wanted.sampleCount || recorded.blockCount != wanted.blockCount || recorded.blockPlan != wanted.blockPlan {
             throw MismatchError(underlying: IRMError(
-                "\(path): this entry holds \(recorded.sampleCount) samples in blocks of \(recorded.blockSize), but \(wanted.sampleCount) samples in blocks of \(wanted.blockSize) were asked for. The key is the same, so its data SHA-256 should have changed with the samples (it must cover the exact token sequences scored), or the block size changed between runs; remove the directory \(URL(fileURLWithPath: path).deletingLastPathComponent().path) to start the entry afresh"))
+                "\(path): this entry holds \(recorded.sampleCount) samples in \(recorded.blockCount) blocks (plan \(recorded.blockPlan.prefix(12))), but \(wanted.sampleCount) samples in \(wanted.blockCount) blocks (plan \(wanted.blockPlan.prefix(12))) were asked for. The key is the same, so its data SHA-256 should have changed with the samples (it must cover the exact token sequences scored), or the block plan changed between runs; remove the directory \(URL(fileURLWithPath: path).deletingLastPathComponent().path) to start the entry afresh"))
         }
         if recorded.schema != wanted.schema {
             throw MismatchError(underlying: IRMError(
@@ -162,7 +179,10 @@ extension ScoreStore {
         public let key: Key
         public let directory: URL
         public let sampleCount: Int
-        public let blockSize: Int
+        /// The blocks, in order: consecutive ranges covering `0..<sampleCount`.
+        public let blocks: [Range<Int>]
+        /// `ShardPlan.digest(of:sampleCount:)` of `blocks`, recorded by entry.h5 and every block file.
+        public let blockPlan: String
         public let schema: Schema
         /// What the entry found and worked around so far, without repeats. The caller logs them.
         public private(set) var warnings: [Warning]
@@ -170,18 +190,17 @@ extension ScoreStore {
         /// is not read again by `missingBlocks`.
         private var verified: [Int: ScoreStoreFiles.FileIdentity] = [:]
 
-        init(key: Key, directory: URL, sampleCount: Int, blockSize: Int, schema: Schema, warnings: [Warning]) {
+        private let blockIndex: [Int: Int]
+
+        init(key: Key, directory: URL, blocks: [Range<Int>], blockPlan: String, schema: Schema, warnings: [Warning]) {
             self.key = key
             self.directory = directory
-            self.sampleCount = sampleCount
-            self.blockSize = blockSize
+            self.sampleCount = blocks.last?.upperBound ?? 0
+            self.blocks = blocks
+            self.blockPlan = blockPlan
+            blockIndex = Dictionary(uniqueKeysWithValues: blocks.enumerated().map { ($1.lowerBound, $0) })
             self.schema = schema
             self.warnings = warnings
-        }
-
-        /// Every block of the entry, in order: `[0, B), [B, 2B), …`, the last one ending at N.
-        public var blocks: [Range<Int>] {
-            stride(from: 0, to: sampleCount, by: blockSize).map { $0..<min($0 + blockSize, sampleCount) }
         }
 
         /// The file that holds (or will hold) `block`.
@@ -191,9 +210,10 @@ extension ScoreStore {
 
         /// The blocks that are absent or unusable, in order. Each present block is read and verified
         /// once (again only if its file changes); a bad one adds a warning and is listed here.
-        public func missingBlocks() -> [Range<Int>] {
+        /// `among`: only these blocks are looked at (all by default).
+        public func missingBlocks(among wanted: [Range<Int>]? = nil) -> [Range<Int>] {
             var missing: [Range<Int>] = []
-            for block in blocks {
+            for block in wanted ?? blocks {
                 let path = blockFile(block).path
                 guard let identity = ScoreStoreFiles.identity(of: path) else {
                     verified[block.lowerBound] = nil
@@ -287,15 +307,13 @@ extension ScoreStore {
 
         private func header(_ block: Range<Int>) -> ScoreStoreBlockFile.Header {
             ScoreStoreBlockFile.Header(keyDigest: key.digest, irmVersion: key.irmVersion, samples: block,
-                                       sampleCount: sampleCount, blockSize: blockSize)
+                                       sampleCount: sampleCount, blockPlan: blockPlan)
         }
 
         private func checkIsBlock(_ block: Range<Int>) throws {
-            let isBlock = block.lowerBound >= 0 && block.lowerBound < sampleCount && block.lowerBound % blockSize == 0
-                && block.upperBound == min(block.lowerBound + blockSize, sampleCount)
-            guard isBlock else {
+            guard let index = blockIndex[block.lowerBound], blocks[index] == block else {
                 let first = blocks.first.map { "\($0.lowerBound)..<\($0.upperBound)" } ?? "none (the entry has no samples)"
-                throw IRMError("score store entry \(directory.path): \(block.lowerBound)..<\(block.upperBound) is not one of its blocks (blocks of \(blockSize) samples over \(sampleCount): the first is \(first))")
+                throw IRMError("score store entry \(directory.path): \(block.lowerBound)..<\(block.upperBound) is not one of its blocks (\(blocks.count) blocks over \(sampleCount) samples: the first is \(first))")
             }
         }
 
@@ -316,7 +334,7 @@ extension ScoreStore {
                     }
                 } else if name.hasPrefix("block-"), name.hasSuffix(".h5"), !expected.contains(name) {
                     note(Warning(file: url.path, problem: .unexpectedBlockFile,
-                                 detail: "this entry has \(sampleCount) samples in blocks of \(blockSize), and no block by that name"))
+                                 detail: "this entry has \(sampleCount) samples in \(blocks.count) blocks, and no block by that name"))
                 }
             }
         }

@@ -17,7 +17,8 @@ enum ScoreStoreBlockFile {
         let irmVersion: String
         let samples: Range<Int>
         let sampleCount: Int
-        let blockSize: Int
+        /// The entry's `block_plan_sha256`.
+        let blockPlan: String
     }
 
     static func fileName(for block: Range<Int>) -> String {
@@ -44,7 +45,7 @@ enum ScoreStoreBlockFile {
         try root.setAttribute("sample_start", .int(Int64(header.samples.lowerBound)))
         try root.setAttribute("sample_end", .int(Int64(header.samples.upperBound)))
         try root.setAttribute("sample_count", .int(Int64(header.sampleCount)))
-        try root.setAttribute("block_size", .int(Int64(header.blockSize)))
+        try root.setAttribute("block_plan_sha256", .string(header.blockPlan))
         for spec in schema.columns {
             guard let data = columns[spec.name] else { continue }
             let group = try root.createGroup(spec.name)
@@ -141,7 +142,8 @@ enum ScoreStoreBlockFile {
         guard version == Int64(ScoreStore.formatVersion) else {
             throw foreign("attribute irm_format_version: expected \(ScoreStore.formatVersion), found \(version.map(String.init) ?? "none")")
         }
-        let strings: [(String, String)] = [("key_digest", expected.keyDigest), ("irm_version", expected.irmVersion)]
+        let strings: [(String, String)] = [("key_digest", expected.keyDigest), ("irm_version", expected.irmVersion),
+                                           ("block_plan_sha256", expected.blockPlan)]
         for (name, value) in strings {
             let found = attributes[name]?.stringValue
             guard found == value else {
@@ -150,7 +152,7 @@ enum ScoreStoreBlockFile {
         }
         let integers: [(String, Int)] = [
             ("sample_start", expected.samples.lowerBound), ("sample_end", expected.samples.upperBound),
-            ("sample_count", expected.sampleCount), ("block_size", expected.blockSize),
+            ("sample_count", expected.sampleCount),
         ]
         for (name, value) in integers {
             let found = attributes[name]?.intValue

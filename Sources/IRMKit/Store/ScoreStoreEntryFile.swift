@@ -1,6 +1,6 @@
 import Foundation
 
-/// An entry's `entry.h5`: its key, sample count, block size and schema, written once
+/// An entry's `entry.h5`: its key, sample count, block plan and schema, written once
 /// (docs/score-store.md, "entry.h5").
 enum ScoreStoreEntryFile {
     static let fileName = "entry.h5"
@@ -9,12 +9,15 @@ enum ScoreStoreEntryFile {
     /// What an entry.h5 records that the store checks on open.
     struct Record: Equatable {
         let keyDigest: String
+        let irmVersion: String
         let sampleCount: Int
-        let blockSize: Int
+        let blockCount: Int
+        /// `ShardPlan.digest(of:sampleCount:)` of the entry's blocks.
+        let blockPlan: String
         let schema: ScoreStore.Schema
     }
 
-    static func write(key: ScoreStore.Key, sampleCount: Int, blockSize: Int, schema: ScoreStore.Schema, to path: String) throws {
+    static func write(key: ScoreStore.Key, sampleCount: Int, blocks: [Range<Int>], schema: ScoreStore.Schema, to path: String) throws {
         let file = try HDF5File.create(path, overwrite: false)
         let root = try file.root()
         try root.setAttribute("irm_format", .string(formatName))
@@ -33,7 +36,8 @@ enum ScoreStoreEntryFile {
             try root.setAttribute("option_values", .strings(names.map { key.options[$0] ?? "" }))
         }
         try root.setAttribute("sample_count", .int(Int64(sampleCount)))
-        try root.setAttribute("block_size", .int(Int64(blockSize)))
+        try root.setAttribute("block_count", .int(Int64(blocks.count)))
+        try root.setAttribute("block_plan_sha256", .string(ShardPlan.digest(of: blocks, sampleCount: sampleCount)))
         try root.setAttribute("column_names", .strings(schema.columns.map(\.name)))
         try root.setAttribute("column_arrangements", .strings(schema.columns.map(\.layout.arrangement.rawValue)))
         try root.setAttribute("column_dtypes", .strings(schema.columns.map(\.layout.precision.rawValue)))
@@ -94,7 +98,7 @@ enum ScoreStoreEntryFile {
             }
             columns.append(ScoreStore.ColumnSpec(names[index], ScoreStore.Layout(arrangement: arrangement, precision: precision, width: widths[index])))
         }
-        return Record(keyDigest: try string("key_digest"), sampleCount: try integer("sample_count"),
-                      blockSize: try integer("block_size"), schema: ScoreStore.Schema(columns))
+        return Record(keyDigest: try string("key_digest"), irmVersion: try string("irm_version"), sampleCount: try integer("sample_count"),
+                      blockCount: try integer("block_count"), blockPlan: try string("block_plan_sha256"), schema: ScoreStore.Schema(columns))
     }
 }

@@ -286,9 +286,10 @@ final class ScoreStoreTests: XCTestCase {
         do {
             let file = try HDF5File.create(path)
             let root = try file.root()
-            for (name, value) in [("irm_format", HDF5AttributeValue.string("irm-score-block")), ("irm_format_version", .int(1)),
+            for (name, value) in [("irm_format", HDF5AttributeValue.string("irm-score-block")), ("irm_format_version", .int(Int64(ScoreStore.formatVersion))),
                                   ("key_digest", .string(key().digest)), ("irm_version", .string("0.1.0")),
-                                  ("sample_start", .int(2)), ("sample_end", .int(4)), ("sample_count", .int(4)), ("block_size", .int(2))] {
+                                  ("sample_start", .int(2)), ("sample_end", .int(4)), ("sample_count", .int(4)),
+                                  ("block_plan_sha256", .string(entry.blockPlan))] {
                 try root.setAttribute(name, value)
             }
             let group = try root.createGroup("logprob")
@@ -322,15 +323,17 @@ final class ScoreStoreTests: XCTestCase {
 
     // MARK: Mismatches and refusals
 
-    func testAnExistingEntryWithAnotherSampleCountBlockSizeOrSchemaIsAnErrorNamingBoth() throws {
+    func testAnExistingEntryWithAnotherSampleCountBlockPlanOrSchemaIsAnErrorNamingBoth() throws {
         let store = try newStore()
         _ = try store.entry(key(), sampleCount: 10, blockSize: 4, schema: .logprobs)
         XCTAssertThrowsError(try store.entry(key(), sampleCount: 12, blockSize: 4, schema: .logprobs)) { error in
             let text = "\(error)"
-            XCTAssertTrue(text.contains("entry.h5: this entry holds 10 samples in blocks of 4, but 12 samples in blocks of 4 were asked for"), text)
+            XCTAssertTrue(text.contains("entry.h5: this entry holds 10 samples in 3 blocks (plan "), text)
+            XCTAssertTrue(text.contains("but 12 samples in 3 blocks (plan "), text)
         }
         XCTAssertThrowsError(try store.entry(key(), sampleCount: 10, blockSize: 5, schema: .logprobs)) { error in
-            XCTAssertTrue("\(error)".contains("10 samples in blocks of 4, but 10 samples in blocks of 5"), "\(error)")
+            XCTAssertTrue("\(error)".contains("10 samples in 3 blocks (plan "), "\(error)")
+            XCTAssertTrue("\(error)".contains("but 10 samples in 2 blocks (plan "), "\(error)")
         }
         XCTAssertThrowsError(try store.entry(key(), sampleCount: 10, blockSize: 4, schema: .kl(addedRowMass: false))) { error in
             XCTAssertTrue("\(error)".contains("holds the columns [logprob: ragged float64 rows of width 1], but [kl: ragged float64 rows of width 1]"), "\(error)")
@@ -406,7 +409,7 @@ final class ScoreStoreTests: XCTestCase {
         XCTAssertTrue(store.entryDirectory(for: key()).lastPathComponent.hasPrefix("logprobs-"))
         XCTAssertEqual(key().canonicalText, """
             format=15:irm-score-store
-            format_version=1:1
+            format_version=1:2
             checkpoint_sha256=64:\(Self.checkpoint)
             data_sha256=64:\(Self.data)
             convention=3:trl

@@ -160,26 +160,8 @@ public enum DriftPipeline {
         var inputs: [AnalysisResult.InputFile] = []
 
         stage("opening the checkpoints")
-        let base = try IRMKit.Checkpoint.open(path: options.basePath)
-        let series = try orderedSeries(options.checkpointPaths, base: base)
-        for checkpoint in [base] + series where checkpoint.kind != .policy {
-            throw IRMError("\(checkpoint.path): is a reward model (sequence classifier); a drift series is made of policies (causal language models)")
-        }
-        var resized: [String: Bool] = [:]
-        for checkpoint in series {
-            guard checkpoint.architecture == base.architecture else {
-                throw IRMError("\(checkpoint.path) is a \(checkpoint.architecture.rawValue) model but the base \(base.path) is \(base.architecture.rawValue); a series is one model tuned over time")
-            }
-            let (mismatch, resizedVocabulary) = try Tokenizer.difference(base, checkpoint)
-            if let mismatch {
-                guard options.allowTokenizerMismatch else {
-                    throw IRMError("\(base.path) and \(checkpoint.path) have different tokenizers (\(mismatch)); the implicit reward compares the probabilities both give the same token ids. If the ids mean the same, pass --allow-tokenizer-mismatch")
-                }
-                warnings.append("\(checkpoint.path) has a different tokenizer from the base (\(mismatch)); the text was tokenised with the base's (--allow-tokenizer-mismatch)")
-            }
-            if let resizedVocabulary { warnings.append("\(checkpoint.path): a resized vocabulary: \(resizedVocabulary)") }
-            resized[checkpoint.path] = resizedVocabulary != nil
-        }
+        let (base, series, resized, openWarnings) = try openSeries(options)
+        warnings += openWarnings
 
         stage("reading \(options.dataPath)")
         let data = try PreparedData(dataPath: options.dataPath, checkpoint: base, sequenceOptions: options.sequences,
@@ -220,7 +202,7 @@ public enum DriftPipeline {
             for model in models {
                 var single = analysis
                 single.reward = .rewardModel(path: model.path)
-                let (_, scores, input) = try AnalysisPipeline.trainingReward(single, samples: data.samples, featureInputs: featureStage.inputs,
+                let (_, scores, input) = try AnalysisPipeline.trainingReward(single, samples: data.samples, plan: data.plan, featureInputs: featureStage.inputs,
                                                                              store: store, progress: progress)
                 guard let scores else { continue }
                 if let input { inputs.append(input) }
@@ -231,7 +213,7 @@ public enum DriftPipeline {
             }
         }
         let (rewardSource, rewardScores, rewardInput) = seriesScores.isEmpty
-            ? try AnalysisPipeline.trainingReward(analysis, samples: data.samples, featureInputs: featureStage.inputs, store: store, progress: progress)
+            ? try AnalysisPipeline.trainingReward(analysis, samples: data.samples, plan: data.plan, featureInputs: featureStage.inputs, store: store, progress: progress)
             : (AnalysisResult.RewardSource.rewardModel(path: seriesModels.last?.path ?? ""), seriesScores.last, nil)
         if let rewardInput { inputs.append(rewardInput) }
         let gold = try AnalysisPipeline.numericColumn(options.goldField, data.samples, source: options.dataPath, required: false)
@@ -333,6 +315,34 @@ public enum DriftPipeline {
     // MARK: The series
 
     /// The checkpoints ordered by recorded training step, or by file name when any lacks one.
+    /// The base and the series in training order, checked to be policies of one architecture with
+    /// the base's tokenizer (or `--allow-tokenizer-mismatch`); which checkpoints resized the vocabulary.
+    static func openSeries(_ options: DriftOptions) throws
+        -> (base: IRMKit.Checkpoint, series: [IRMKit.Checkpoint], resized: [String: Bool], warnings: [String]) {
+        var warnings: [String] = []
+        let base = try IRMKit.Checkpoint.open(path: options.basePath)
+        let series = try orderedSeries(options.checkpointPaths, base: base)
+        for checkpoint in [base] + series where checkpoint.kind != .policy {
+            throw IRMError("\(checkpoint.path): is a reward model (sequence classifier); a drift series is made of policies (causal language models)")
+        }
+        var resized: [String: Bool] = [:]
+        for checkpoint in series {
+            guard checkpoint.architecture == base.architecture else {
+                throw IRMError("\(checkpoint.path) is a \(checkpoint.architecture.rawValue) model but the base \(base.path) is \(base.architecture.rawValue); a series is one model tuned over time")
+            }
+            let (mismatch, resizedVocabulary) = try Tokenizer.difference(base, checkpoint)
+            if let mismatch {
+                guard options.allowTokenizerMismatch else {
+                    throw IRMError("\(base.path) and \(checkpoint.path) have different tokenizers (\(mismatch)); the implicit reward compares the probabilities both give the same token ids. If the ids mean the same, pass --allow-tokenizer-mismatch")
+                }
+                warnings.append("\(checkpoint.path) has a different tokenizer from the base (\(mismatch)); the text was tokenised with the base's (--allow-tokenizer-mismatch)")
+            }
+            if let resizedVocabulary { warnings.append("\(checkpoint.path): a resized vocabulary: \(resizedVocabulary)") }
+            resized[checkpoint.path] = resizedVocabulary != nil
+        }
+        return (base, series, resized, warnings)
+    }
+
     static func orderedSeries(_ paths: [String], base: IRMKit.Checkpoint) throws -> [IRMKit.Checkpoint] {
         guard paths.count >= 2 else {
             throw IRMError("a drift series needs at least two checkpoints besides the base (found \(paths.count)); for one checkpoint use `irm analyze --before BASE --after CHECKPOINT`")

@@ -25,6 +25,8 @@ public struct PreparedData: Sendable {
     public let sequences: [ScoringSample]
     /// SHA-256 over the token sequences: what a score depends on besides the checkpoint.
     public let sequencesSHA256: String
+    /// How the sequences are cut into prompt groups, blocks and shards for scoring.
+    public let plan: ShardPlan
     /// The tokenizer the sequences were made with (nil when every sample came pre-tokenised and
     /// none was needed).
     public let tokenizer: Tokenizer?
@@ -53,6 +55,7 @@ public struct PreparedData: Sendable {
         pairs = AnalysisPipeline.preferencePairs(samples)
         self.sequences = sequences
         sequencesSHA256 = Self.digest(sequences)
+        plan = ShardPlan(sequences)
         self.tokenizer = tokenizer
         renderedTemplate = rendered
         convention = "\(sequenceOptions.convention.rawValue) eos=\(sequenceOptions.eos.rawValue) max_length=\(sequenceOptions.resolvedMaxLength.map(String.init) ?? "none")"
