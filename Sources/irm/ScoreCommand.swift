@@ -23,8 +23,8 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "The prompt/response data: JSON lines, a JSON array, CSV or TSV, or - for standard input (docs/data-formats.md).")
     var data: String
 
-    @Option(help: "Where to write the scores (JSON lines).")
-    var out: String
+    @Option(help: "Where to write the scores (JSON lines); not with --estimate.")
+    var out: String?
 
     @Option(help: "A second policy (.h5) to compare with: adds its log-probs and the exact per-token KL(model ‖ reference). Both models are held in memory.")
     var reference: String?
@@ -41,18 +41,29 @@ struct ScoreCommand: ParsableCommand {
     @Flag(help: "Print where the time went (GEMMs, attention, head, softmax) on stderr at the end.")
     var profile = false
 
+    @Flag(help: "Score a few blocks spread over the data and print, for the whole data, the tokens, FLOPs, estimated time and core-hours on this machine and the memory per task; writes nothing (docs/cluster.md).")
+    var estimate = false
+
+    @Option(help: "With --estimate: about how many tokens to score for the calibration.")
+    var estimateTokens = 1000
+
+    func validate() throws {
+        if estimate && out != nil { throw ValidationError("--estimate writes nothing; leave out --out") }
+        if !estimate && out == nil { throw ValidationError("missing --out (where to write the scores)") }
+        if estimateTokens < 1 { throw ValidationError("--estimate-tokens must be at least 1, found \(estimateTokens)") }
+    }
+
     func run() throws {
         try runReportingErrors {
+            guard let out else {
+                let result = try ScoreRun.estimate(try runOptions(), calibrationTokens: estimateTokens, progress: output.progressOutput, warn: output.warn)
+                print(result.report(), terminator: "")
+                return
+            }
             let outURL = URL(fileURLWithPath: out)
             let claim = try claimOutput(out, as: .file, label: "--out", warn: output.warn)
             defer { claim.release() }
-            var options = ScoreRun.Options(modelPath: model, dataPath: data)
-            options.referencePath = reference
-            options.sequences = sequence.options
-            if appendEOS { options.sequences.eos = .always }
-            options.chatTemplatePath = sequence.chatTemplate
-            options.templateDate = try sequence.date()
-            options.scoring = engine.options
+            let options = try runOptions()
             let computeProfile = profile ? ComputeProfile() : nil
             let run = try ScoreRun(options, profile: computeProfile, progress: output.progressOutput, warn: output.warn)
             try AtomicOutput.write(Data((run.lines.joined(separator: "\n") + "\n").utf8), to: outURL)
@@ -61,6 +72,17 @@ struct ScoreCommand: ParsableCommand {
                                                                   tokens: run.tokenCount).utf8))
             }
         }
+    }
+
+    private func runOptions() throws -> ScoreRun.Options {
+        var options = ScoreRun.Options(modelPath: model, dataPath: data)
+        options.referencePath = reference
+        options.sequences = sequence.options
+        if appendEOS { options.sequences.eos = .always }
+        options.chatTemplatePath = sequence.chatTemplate
+        options.templateDate = try sequence.date()
+        options.scoring = engine.options
+        return options
     }
 
     private func profileReport(_ p: ComputeProfile, load: Double, scoring wall: Double, tokens: Int) -> String {
