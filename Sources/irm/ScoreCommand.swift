@@ -47,14 +47,27 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "With --estimate: about how many tokens to score for the calibration.")
     var estimateTokens = 1000
 
+    @Option(help: "A score store directory: scores are read from it where it has them and kept there (docs/score-store.md); the same entries `irm analyze` uses. No store by default.")
+    var store: String?
+
+    @OptionGroup var sharding: ShardArguments
+
     func validate() throws {
         if estimate && out != nil { throw ValidationError("--estimate writes nothing; leave out --out") }
-        if !estimate && out == nil { throw ValidationError("missing --out (where to write the scores)") }
+        if !estimate && sharding.shard == nil && out == nil { throw ValidationError("missing --out (where to write the scores)") }
+        if sharding.shard != nil && store == nil { throw ValidationError("--shard scores into a score store: give --store DIR") }
+        if sharding.shard != nil && estimate { throw ValidationError("give --estimate or --shard, not both") }
         if estimateTokens < 1 { throw ValidationError("--estimate-tokens must be at least 1, found \(estimateTokens)") }
     }
 
     func run() throws {
         try runReportingErrors {
+            if let shard = sharding.value {
+                let summary = try ScoreRun.scoreShard(try runOptions(), shard: shard, progress: output.progressOutput, warn: output.warn)
+                summary.warnings.forEach(output.warn)
+                if !output.quiet { printNote(summary.description) }
+                return
+            }
             guard let out else {
                 let result = try ScoreRun.estimate(try runOptions(), calibrationTokens: estimateTokens, progress: output.progressOutput, warn: output.warn)
                 print(result.report(), terminator: "")
@@ -82,6 +95,7 @@ struct ScoreCommand: ParsableCommand {
         options.chatTemplatePath = sequence.chatTemplate
         options.templateDate = try sequence.date()
         options.scoring = engine.options
+        options.storeDirectory = store.map { URL(fileURLWithPath: $0) }
         return options
     }
 

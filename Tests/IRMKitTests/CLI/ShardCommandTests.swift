@@ -73,6 +73,33 @@ final class ShardCommandTests: XCTestCase {
         try assertShardedEqualsUnsharded({ self.drift(data, out: $0) }, n: 2, work: work)
     }
 
+    /// `irm score` keeps no store unless asked; with `--store`, its shards merge to the same lines.
+    func testShardedScoreMergesToTheUnshardedLines() throws {
+        let work = try Fixtures.temporaryDirectory(for: self)
+        let data = try prompts(30, in: work)
+        for (index, extra) in [["--model", demo("rlhf.h5"), "--reference", demo("base.h5")], ["--model", demo("rm.h5")]].enumerated() {
+            let command = ["score"] + extra + ["--data", data, "--convention", "separate", "--threads", "2", "--quiet"]
+            let single = work.appendingPathComponent("single.jsonl").path
+            let plain = try CommandRunner.run(command + ["--out", single])
+            XCTAssertEqual(plain.status, 0, plain.stderr)
+            let stores = (0..<3).map { work.appendingPathComponent("\(index)-shard-\($0)").path }
+            for (k, store) in stores.enumerated() {
+                let run = try CommandRunner.run(command + ["--store", store, "--shard", "\(k)/3"])
+                XCTAssertEqual(run.status, 0, run.stderr)
+            }
+            let merged = work.appendingPathComponent("\(index)-merged").path
+            let merge = try CommandRunner.run(["store", "merge", "--into", merged] + stores)
+            XCTAssertEqual(merge.status, 0, merge.stderr)
+            let out = work.appendingPathComponent("merged.jsonl").path
+            let final = try CommandRunner.run(command + ["--store", merged, "--out", out])
+            XCTAssertEqual(final.status, 0, final.stderr)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out)), try Data(contentsOf: URL(fileURLWithPath: single)), "\(extra)")
+        }
+        let noStore = try CommandRunner.run(["score", "--model", demo("rm.h5"), "--data", data, "--shard", "0/2"])
+        XCTAssertEqual(noStore.status, 64, noStore.stderr)
+        XCTAssertTrue(noStore.stderr.contains("give --store DIR"), noStore.stderr)
+    }
+
     func testBadShardArgumentsAreOneLineErrors() throws {
         let work = try Fixtures.temporaryDirectory(for: self)
         let data = try prompts(4, in: work)

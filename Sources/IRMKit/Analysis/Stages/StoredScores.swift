@@ -52,6 +52,11 @@ public struct StageStore: Sendable {
             hidden: try store.entry(key(beforeDigests, .finalHidden), blocks: blocks, schema: .finalHidden(width: hiddenWidth)))
     }
 
+    func logProbEntry(_ data: PreparedData, digests: [String]) throws -> ScoreStore.Entry {
+        try store.entry(ScoreStore.Key(checkpointSHA256s: digests, dataSHA256: data.sequencesSHA256, convention: data.convention, kind: .logprobs),
+                        blocks: data.plan.blocks, schema: .logprobs)
+    }
+
     func pooledHiddenEntry(_ data: PreparedData, digests: [String], width: Int) throws -> ScoreStore.Entry {
         try store.entry(ScoreStore.Key(checkpointSHA256s: digests, dataSHA256: data.sequencesSHA256, convention: data.convention, kind: .pooledHidden),
                         blocks: data.plan.blocks, schema: .pooledHidden(width: width, names: ["prompt", "response"]))
@@ -140,6 +145,40 @@ extension PolicyComparison {
         }
         let warnings = (entries?.all ?? []).flatMap(\.warnings).map { "score store: \($0)" }
         return (comparisons, warnings)
+    }
+}
+
+extension StageStore {
+    /// One policy's log-probs of every sample (`irm score` without a reference), block by block
+    /// from and into `store` (the entry `analyze` keeps for the same policy and data). With
+    /// `shard`, only that shard's missing blocks are computed and committed, and nothing is returned.
+    static func logProbs(_ data: PreparedData, under policy: LoadedPolicy, scorer: LogProbScorer, store: StageStore?,
+                         shard: Shard? = nil, progress: ScoringProgress?) throws -> (results: [ResponseLogProbs], warnings: [String]) {
+        precondition(shard == nil || store != nil, "a shard is scored into a store")
+        let blocks = Self.blocks(data.plan, shard)
+        let entry = try store?.logProbEntry(data, digests: try digests(policy))
+        let missing = Set(entry?.missingBlocks(among: blocks) ?? blocks)
+        var results: [ResponseLogProbs] = []
+        let first = blocks.first?.lowerBound ?? 0
+        var tokens = 0
+        for block in blocks {
+            let samples = Array(data.sequences[block])
+            if let entry, !missing.contains(block) {
+                if shard == nil {
+                    let lists = try entry.read(block: block).raggedFloat64("logprob")
+                    for i in 0..<block.count { results.append(ResponseLogProbs(tokens: lists.list(i))) }
+                }
+            } else {
+                let offset = block.lowerBound - first, tokenOffset = tokens
+                let computed = try scorer.logProbs(of: samples, under: policy.model,
+                                                   progress: progress.map { update in { done, t in update(offset + done, tokenOffset + t) } })
+                try entry?.write(block: block, columns: ScoreStore.Columns(["logprob": .raggedFloat64(.init(lists: computed.map(\.tokens)))]))
+                if shard == nil { results += computed }
+            }
+            tokens += samples.reduce(0) { $0 + $1.tokenCount }
+            progress?(block.upperBound - first, tokens)
+        }
+        return (results, (entry?.warnings ?? []).map { "score store: \($0)" })
     }
 }
 
