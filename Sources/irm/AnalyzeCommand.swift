@@ -121,8 +121,7 @@ struct AnalyzeCommand: ParsableCommand {
             if let shard = sharding.value {
                 // Shards run side by side and write only into the store: --out is neither claimed nor written.
                 let summary = try AnalysisPipeline.scoreShard(try options(directory), shard: shard, progress: output.progressOutput)
-                summary.warnings.forEach(output.warn)
-                if !output.quiet { printNote(summary.description) }
+                ShardArguments.report(summary, output)
                 return
             }
             let claim = try claimOutput(out, as: .directory, label: "--out", warn: output.warn)

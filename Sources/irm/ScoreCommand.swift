@@ -64,8 +64,7 @@ struct ScoreCommand: ParsableCommand {
         try runReportingErrors {
             if let shard = sharding.value {
                 let summary = try ScoreRun.scoreShard(try runOptions(), shard: shard, progress: output.progressOutput, warn: output.warn)
-                summary.warnings.forEach(output.warn)
-                if !output.quiet { printNote(summary.description) }
+                ShardArguments.report(summary, output)
                 return
             }
             guard let out else {

@@ -108,4 +108,10 @@ struct ShardArguments: ParsableArguments {
 
     /// The parsed shard, or nil without --shard (checked by `validate`).
     var value: Shard? { shard.flatMap { try? Shard(parsing: $0) } }
+
+    /// Prints what a shard run did: its warnings, then its one-line summary (unless --quiet).
+    static func report(_ summary: ShardSummary, _ output: OutputArguments) {
+        summary.warnings.forEach(output.warn)
+        if !output.quiet { printNote(summary.description) }
+    }
 }
