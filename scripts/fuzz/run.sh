@@ -43,6 +43,10 @@ if [ "$need_build" != 0 ]; then
 fi
 
 count_files() { find "$1" -maxdepth 1 -type f 2>/dev/null | wc -l; }
+# The sum, or the largest, of libFuzzer's final "stat::NAME: N" lines in a log, or nothing when it
+# has none. Each fuzzing process prints them once; with -jobs=N the log holds every job's log.
+stat_sum() { grep -o "stat::$1: *[0-9]*" "$2" | grep -o '[0-9]*$' | awk '{ s += $1; n++ } END { if (n) print s }'; }
+stat_max() { grep -o "stat::$1: *[0-9]*" "$2" | grep -o '[0-9]*$' | awk '$1 > m { m = $1 } { n++ } END { if (n) print m + 0 }'; }
 
 declare -a rows
 found_any=0
@@ -50,7 +54,8 @@ for t in "${targets[@]}"; do
     corpus="$work/corpus/$t"
     artifacts="$work/artifacts/$t"
     log="$work/logs/$t.log"
-    mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
+    jobs="$work/jobs/$t"
+    mkdir -p "$corpus" "$artifacts" "$(dirname "$log")" "$jobs"
     cp -n "$fuzz_dir/corpus/$t"/* "$corpus"/ 2>/dev/null || true
     before="$(count_files "$corpus")"
     stamp="$(mktemp)"
@@ -58,31 +63,40 @@ for t in "${targets[@]}"; do
     [ -f "$fuzz_dir/dict/$t.dict" ] && dict=(-dict="$fuzz_dir/dict/$t.dict")
 
     echo "== $t: ${seconds}s from $before corpus entries (log: ${log#$root/})"
+    started=$SECONDS
     # -detect_leaks=0: Foundation and the Swift runtime hold allocations that LeakSanitizer
     # reports as leaks (Data(contentsOf:) of an empty file leaks 4 KB, for one).
     # allocator_may_return_null=1: a huge malloc returns NULL, as it does outside ASan, so that
     # libhdf5's "memory allocation failed" error path is exercised instead of reported as a crash.
     # SWIFT_BACKTRACE=enable=no: the Swift backtracer trips ASan on a trap and hides the stack.
+    # It runs in .fuzz/jobs/<target>/, where -jobs=N writes each job's log (fuzz-<job>.log); every
+    # path it is given is absolute.
     # shellcheck disable=SC2086
-    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1}" "$bin/$t" "$corpus" \
-        -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-        -detect_leaks=0 -artifact_prefix="$artifacts/" "${dict[@]}" ${FUZZ_FLAGS:-} >"$log" 2>&1
+    (cd "$jobs" && SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1}" \
+        "$bin/$t" "$corpus" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+        -detect_leaks=0 -artifact_prefix="$artifacts/" "${dict[@]}" ${FUZZ_FLAGS:-} >"$log" 2>&1)
     status=$?
+    elapsed=$((SECONDS - started))
 
     after="$(count_files "$corpus")"
-    executions="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')"
-    # With -fork=N libFuzzer prints no final stats; its last status line "#N: cov: ..." counts them.
+    executions="$(stat_sum number_of_executed_units "$log")"
+    # With -fork=N libFuzzer prints no final stats (and no memory use); its last status line
+    # "#N: cov: ..." counts the executions of all its processes.
     [ -n "$executions" ] || executions="$(grep -oE '^#[0-9]+:? ' "$log" | tail -1 | tr -dc '0-9')"
+    rss="$(stat_max peak_rss_mb "$log")"
+    rate=""
+    [ -n "$executions" ] && rate=$((executions / (elapsed > 0 ? elapsed : 1)))
     found="$(find "$artifacts" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) -newer "$stamp" | wc -l)"
     rm -f "$stamp"
     [ "$found" -gt 0 ] && found_any=1
     note=""
     if [ "$status" -ne 0 ] && [ "$found" -eq 0 ]; then note="exit $status, see log"; found_any=1; fi
-    rows+=("$(printf '%-14s %6ss %12s %8s %12s  %s' "$t" "$seconds" "${executions:-?}" "$found" "$((after - before))" "$note")")
+    rows+=("$(printf '%-14s %6ss %12s %8s %8s %8s %12s  %s' "$t" "$elapsed" "${executions:-?}" "${rate:-?}" \
+        "${rss:-?}" "$found" "$((after - before))" "$note")")
 done
 
 echo
-printf '%-14s %7s %12s %8s %12s\n' target time executions crashes new-entries
+printf '%-14s %7s %12s %8s %8s %8s %12s\n' target time executions exec/s rss-mb crashes new-entries
 for row in "${rows[@]}"; do echo "$row"; done
 if [ "$found_any" != 0 ]; then
     echo

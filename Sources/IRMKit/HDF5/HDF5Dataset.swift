@@ -58,7 +58,23 @@ public final class HDF5Dataset: HDF5AttributeHolder {
             let marker = try? OpeningDataset(file: file, objectID: id, path: path).attribute(HDF5BFloat16Marker.attributeName)
             if marker?.stringValue == HDF5BFloat16Marker.attributeValue { elementType = .bfloat16 }
         }
-        return HDF5DatasetInfo(shape: dims.map { Int($0) }, elementType: elementType)
+        // libhdf5 does not bound a dataspace read from a file: a corrupt one can declare more
+        // elements, or bytes, than an Int holds, and every size computed from the shape would trap.
+        // Zero extents count as 1, so that no product of some of the extents overflows either.
+        let width = max(1, H5Tget_size(type))
+        var bytes = width
+        var shape: [Int] = []
+        for dim in dims {
+            let extent = Int(exactly: dim)
+            let (product, overflow) = bytes.multipliedReportingOverflow(by: max(1, extent ?? 0))
+            guard let extent, !overflow else {
+                throw HDF5Error(file: file.path, object: path,
+                                message: "declares shape \(dims) of \(width)-byte values, more bytes than any file can hold; the file is corrupt")
+            }
+            shape.append(extent)
+            bytes = product
+        }
+        return HDF5DatasetInfo(shape: shape, elementType: elementType)
     }
 
     /// The dataset while `open` reads its info, so that its attributes are read the one way.
