@@ -3,9 +3,10 @@ import Foundation
 import IRMKit
 
 /// How the scoring engine runs, for every command that scores responses (`score`, `analyze`).
-/// These settings change results only by float32 rounding (docs/scoring.md, "Batch invariance").
+/// The batching settings change results only by float32 rounding (docs/scoring.md, "Batch
+/// invariance"); the thread count changes none ("Thread count").
 struct ScoringArguments: ParsableArguments {
-    @Option(help: "BLAS and attention threads (default: the number of cores).")
+    @Option(help: "Threads for the forward pass's matrix products and attention (default: the number of cores). Results do not depend on it.")
     var threads: Int?
 
     @Option(help: "Token rows per packed forward pass.")

@@ -526,6 +526,7 @@ extension LoRAAdapter {
                 }
                 let a = pair.a.map(Double.init), b = pair.b.map(Double.init)
                 // W[out, in] += s·B·A, or, transposed storage, W[in, out] += s·Aᵀ·Bᵀ.
+                ComputeThreads.requireSingleThreadedBLAS()
                 if delta.transposed {
                     cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, Int32(inFeatures), Int32(out), Int32(r),
                                 delta.scale, a, Int32(inFeatures), b, Int32(r), 1, &sum, Int32(out))

@@ -21,8 +21,8 @@ struct AttentionGeometry: Sendable {
 /// Causal multi-head (and grouped-query) self-attention over the sequences of a packed batch.
 ///
 /// Input: fused `[Q | K | V]` rows, RoPE already applied. Output: `[N, headCount·headDim]`, the
-/// heads side by side. Each (sequence, KV head) pair is an independent unit of work, spread over the
-/// cores with `concurrentPerform`.
+/// heads side by side. Each (sequence, KV head) pair is an independent unit of work, spread over
+/// `ComputeThreads.count` threads (`Kernels.forEachTask`).
 ///
 /// For every query the arithmetic depends only on that query, its position and the keys before it:
 /// each score is one fused multiply-add chain over the head dimensions, the softmax runs over the
@@ -34,7 +34,7 @@ enum CausalAttention {
                     output: FloatBuffer, profile: ComputeProfile?) {
         let start = profile != nil ? ComputeProfile.now() : 0
         let units = batch.segments.indices.flatMap { s in (0..<g.kvHeadCount).map { (s, $0) } }
-        DispatchQueue.concurrentPerform(iterations: units.count) { u in
+        Kernels.forEachTask(units.count) { u in
             let (s, kvHead) = units[u]
             runUnit(qkv: qkv, batch: batch, segmentIndex: s, kvHead: kvHead, layer: layer, geometry: g, output: output)
         }

@@ -88,7 +88,7 @@ public struct DenseWeight: Sendable {
     public var element: StoredTensor.Element { slabs[0].tensor.element }
 
     /// Writes output features `outputs` as float32: `[outputs.count, in]` rows for `outByIn`,
-    /// `[in, outputs.count]` for `inByOut`. Rows are widened by the BLAS threads.
+    /// `[in, outputs.count]` for `inByOut`. Rows are widened by irm's threads (`ComputeThreads`).
     func widenPanel(_ outputs: Range<Int>, into panel: UnsafeMutablePointer<Float>) {
         let k = inFeatures, width = outputs.count
         let target = UnsafeSendable(panel)

@@ -84,6 +84,7 @@ final class GatedDecoderModel: TransformerModel {
         let rotary = batch.rotarySchedule(config: config)
 
         for r in 0..<n { embedding.widenRow(Int(batch.tokens[r]), into: x.pointer + r * d) }
+        ComputeThreads.requireSingleThreadedBLAS()
         if let scale = options.embeddingScale { cblas_sscal(Int32(n * d), scale, x.pointer, 1) }
 
         /// Adds `f(input)` to x, through `norm` when the layer has one there.

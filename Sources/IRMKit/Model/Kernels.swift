@@ -30,6 +30,23 @@ final class FloatBuffer: @unchecked Sendable {
     var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
 
+/// The tasks `0..<count`, handed out in order to whichever thread asks next.
+private final class TaskQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var taken = 0
+    private let count: Int
+
+    init(count: Int) { self.count = count }
+
+    func next() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard taken < count else { return nil }
+        taken += 1
+        return taken - 1
+    }
+}
+
 /// The scale and shift of a LayerNorm (GPT-2, GPT-NeoX, OPT).
 struct LayerNormWeights: Sendable {
     let weight: [Float]
@@ -73,20 +90,14 @@ struct Linear: Sendable {
 ///
 /// Every hand-written kernel computes each output row from its own input row only, in an order that
 /// does not depend on how many rows there are or where a row sits, so a row's result does not
-/// depend on its batch. The GEMMs are OpenBLAS's, which does not promise that (see `gemm`).
+/// depend on its batch. The GEMMs are OpenBLAS's, which does not promise that (see `gemm`). No
+/// result depends on the thread count (`ComputeThreads`).
 enum Kernels {
-    /// Sets the number of OpenBLAS threads (which also serve LAPACK on Debian).
-    static func setThreadCount(_ count: Int) {
-        openblas_set_num_threads(Int32(max(1, count)))
-    }
-
-    static var threadCount: Int { Int(openblas_get_num_threads()) }
-
     /// Calls `body` on consecutive ranges of `0..<count` that together cover it once, spread over
-    /// the BLAS thread count. For row-wise kernels: each row is computed by one call on its own,
-    /// so the split cannot change a result.
+    /// `ComputeThreads.count` threads. For row-wise kernels: each row is computed by one call on its
+    /// own, so the split cannot change a result.
     static func forEachRange(_ count: Int, minimumPerTask: Int, _ body: (Range<Int>) -> Void) {
-        let tasks = min(threadCount, count / max(minimumPerTask, 1))
+        let tasks = min(ComputeThreads.count, count / max(minimumPerTask, 1))
         guard tasks > 1 else { return body(0..<count) }
         withoutActuallyEscaping(body) { body in
             let work = UnsafeSendable(body)
@@ -96,25 +107,41 @@ enum Kernels {
         }
     }
 
-    /// `output = input · Wᵀ (or W) + beta · output` through OpenBLAS sgemm.
-    ///
-    /// Numerical caveat: OpenBLAS rounds a row slightly differently depending on the micro-tile of
-    /// the call it falls in and on the thread count (measured: ~1e-6 relative on its outputs), so
-    /// a token's scores move by float32 rounding when the batch around it changes. Same call, same
-    /// thread count: same bits.
-    static func gemm(_ input: UnsafePointer<Float>, rows: Int, weight: DenseWeight, output: UnsafeMutablePointer<Float>,
-                     beta: Float, profile: ComputeProfile? = nil) {
-        let start = profile != nil ? ComputeProfile.now() : 0
-        let m = Int32(rows), n = Int32(weight.outFeatures), k = Int32(weight.inFeatures)
-        if let w = weight.float32Pointer {
-            switch weight.layout {
-            case .outByIn:
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1, input, k, w, k, beta, output, n)
-            case .inByOut:
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, input, k, w, n, beta, output, n)
+    /// Calls `body(t)` once for every `t` in `0..<tasks`, on up to `ComputeThreads.count` threads
+    /// that each take the next task when they finish one. Which thread runs a task is left to
+    /// chance, so a task's result must not depend on it.
+    static func forEachTask(_ tasks: Int, _ body: (Int) -> Void) {
+        let workers = min(ComputeThreads.count, tasks)
+        guard workers > 1 else {
+            for t in 0..<tasks { body(t) }
+            return
+        }
+        let queue = TaskQueue(count: tasks)
+        withoutActuallyEscaping(body) { body in
+            let work = UnsafeSendable(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                while let t = queue.next() { work.value(t) }
             }
+        }
+    }
+
+    /// `output = input · Wᵀ (or W) + beta · output`, as a grid of tiles (`GEMMTiling`), each one
+    /// single-threaded OpenBLAS sgemm, spread over the threads.
+    ///
+    /// Numerical caveat: sgemm rounds an output slightly differently depending on where it falls in
+    /// its call (measured: ~1e-6 relative), so a token's scores move by float32 rounding when the
+    /// batch around it changes. The tiles depend on the shape of the product only, never on the
+    /// thread count, and OpenBLAS runs on one thread (`ComputeThreads`): the same call gives the
+    /// same bits at any thread count.
+    static func gemm(_ input: UnsafePointer<Float>, rows: Int, weight: DenseWeight, output: UnsafeMutablePointer<Float>,
+                     beta: Float, profile: ComputeProfile? = nil, tiling: GEMMTiling = .standard) {
+        let start = profile != nil ? ComputeProfile.now() : 0
+        let n = weight.outFeatures, k = weight.inFeatures
+        if let w = weight.float32Pointer {
+            tiledSGEMM(input, rows: rows, depth: k, weight: w, layout: weight.layout, weightStride: weight.layout == .outByIn ? k : n,
+                       columns: n, output: output, outputStride: n, beta: beta, tiling: tiling)
         } else {
-            gemmByPanels(input, rows: rows, weight: weight, output: output, beta: beta, profile: profile)
+            gemmByPanels(input, rows: rows, weight: weight, output: output, beta: beta, profile: profile, tiling: tiling)
         }
         profile?.addGEMM(seconds: ComputeProfile.now() - start, flops: 2 * Double(rows) * Double(weight.outFeatures) * Double(weight.inFeatures))
     }
@@ -126,13 +153,15 @@ enum Kernels {
 
     /// `gemm` for a weight that is not one aligned float32 matrix (half precision, or stacked
     /// parts mapped from a file): consecutive panels of output features are widened into a scratch
-    /// buffer and each panel is one sgemm into its columns of `output`. Widening is exact, so the
-    /// result differs from `gemm` on the widened matrix only by sgemm's blocking.
+    /// buffer and each panel is one tiled product into its columns of `output`. Widening is exact,
+    /// so the result differs from `gemm` on the widened matrix only by sgemm's blocking.
     static func gemmByPanels(_ input: UnsafePointer<Float>, rows: Int, weight: DenseWeight, output: UnsafeMutablePointer<Float>,
-                             beta: Float, profile: ComputeProfile?, panelElements: Int = panelElements) {
+                             beta: Float, profile: ComputeProfile?, panelElements: Int = panelElements, tiling: GEMMTiling = .standard) {
         let n = weight.outFeatures, k = weight.inFeatures
         guard n > 0, k > 0 else { return }
-        let panel = min(n, max(1, panelElements / k))
+        var panel = min(n, max(1, panelElements / k))
+        // Whole column tiles per panel, so that a panel's tiles are alike and share out evenly.
+        if panel < n, panel > tiling.columns { panel -= panel % tiling.columns }
         let scratch = FloatBuffer(count: panel * k)
         var first = 0
         while first < n {
@@ -140,15 +169,62 @@ enum Kernels {
             let widenStart = profile != nil ? ComputeProfile.now() : 0
             weight.widenPanel(first..<(first + width), into: scratch.pointer)
             if let profile { profile.widenSeconds += ComputeProfile.now() - widenStart }
-            switch weight.layout {
-            case .outByIn:
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(width), Int32(k), 1, input, Int32(k),
-                            scratch.pointer, Int32(k), beta, output + first, Int32(n))
-            case .inByOut:
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(width), Int32(k), 1, input, Int32(k),
-                            scratch.pointer, Int32(width), beta, output + first, Int32(n))
-            }
+            tiledSGEMM(input, rows: rows, depth: k, weight: scratch.pointer, layout: weight.layout,
+                       weightStride: weight.layout == .outByIn ? k : width, columns: width, output: output + first, outputStride: n,
+                       beta: beta, tiling: tiling)
             first += width
+        }
+    }
+
+    /// The tiles of a product `[rows, depth] · [depth, columns]`: at most `rows` × `columns` each,
+    /// the rows and columns split into near-equal parts (multiples of 16 where the tiles are that
+    /// large). They depend on the shape only, never on the thread count.
+    ///
+    /// Each tile is one sgemm that packs its own share of both operands, so small tiles repeat
+    /// packing work, and large ones leave threads idle on small products. The standard tiles cost
+    /// about 2% against one single-threaded sgemm of the whole product on GPT-2 small's shapes
+    /// (256-row tiles cost 5%: the vocabulary head's weight is packed once per row tile); see
+    /// docs/scoring.md, "Thread count".
+    struct GEMMTiling: Sendable, Equatable {
+        var rows: Int
+        var columns: Int
+
+        static let standard = GEMMTiling(rows: 512, columns: 2048)
+
+        /// `0..<count` in consecutive parts of at most `size` (when `size` ≥ 16, a multiple of 16
+        /// except the last).
+        static func parts(_ count: Int, size: Int) -> [Range<Int>] {
+            guard count > 0 else { return [] }
+            let limit = max(1, size)
+            let pieces = (count + limit - 1) / limit
+            var step = (count + pieces - 1) / pieces
+            if limit >= 16 { step = min(limit, (step + 15) / 16 * 16) }
+            return stride(from: 0, to: count, by: step).map { $0..<min(count, $0 + step) }
+        }
+    }
+
+    /// `C = A · op(B) + beta · C` tile by tile. A is `rows × depth` (row-major, rows `depth`
+    /// apart); B is the weight in its layout (`outByIn`: `[columns, depth]`, used transposed;
+    /// `inByOut`: `[depth, columns]`), rows `weightStride` apart; C's rows are `outputStride` apart.
+    private static func tiledSGEMM(_ a: UnsafePointer<Float>, rows: Int, depth k: Int, weight b: UnsafePointer<Float>,
+                                   layout: WeightLayout, weightStride: Int, columns: Int,
+                                   output c: UnsafeMutablePointer<Float>, outputStride: Int, beta: Float, tiling: GEMMTiling) {
+        guard rows > 0, columns > 0 else { return }
+        ComputeThreads.requireSingleThreadedBLAS()
+        let rowParts = GEMMTiling.parts(rows, size: tiling.rows), columnParts = GEMMTiling.parts(columns, size: tiling.columns)
+        let pointers = UnsafeSendable((a, b, c))
+        forEachTask(rowParts.count * columnParts.count) { t in
+            let (a, b, c) = pointers.value
+            let r = rowParts[t / columnParts.count], j = columnParts[t % columnParts.count]
+            let tileA = a + r.lowerBound * k, tileC = c + r.lowerBound * outputStride + j.lowerBound
+            switch layout {
+            case .outByIn:
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(j.count), Int32(k), 1, tileA, Int32(k),
+                            b + j.lowerBound * weightStride, Int32(weightStride), beta, tileC, Int32(outputStride))
+            case .inByOut:
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r.count), Int32(j.count), Int32(k), 1, tileA, Int32(k),
+                            b + j.lowerBound, Int32(weightStride), beta, tileC, Int32(outputStride))
+            }
         }
     }
 

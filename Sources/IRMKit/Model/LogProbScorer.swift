@@ -11,7 +11,8 @@ public struct ScoringOptions: Sendable, Equatable {
     /// Rows of the vocabulary head per GEMM; at most `headRows × vocabulary` logits exist at once
     /// (per model).
     public var headRows: Int = 512
-    /// OpenBLAS threads; `nil` leaves the library's setting (OPENBLAS_NUM_THREADS, else all cores).
+    /// Threads to compute on (`ComputeThreads`); `nil` leaves the current setting. Results do not
+    /// depend on it.
     public var threads: Int?
 
     public init(tokensPerBatch: Int = 2048, sharePrompts: Bool = true, headRows: Int = 512, threads: Int? = nil) {
@@ -50,7 +51,7 @@ public final class LogProbScorer {
     public init(options: ScoringOptions = ScoringOptions(), profile: ComputeProfile? = nil) {
         self.options = options
         self.profile = profile
-        if let threads = options.threads { Kernels.setThreadCount(threads) }
+        if let threads = options.threads { ComputeThreads.set(threads) }
     }
 
     /// Per-token log-probs of each sample's response under a policy.

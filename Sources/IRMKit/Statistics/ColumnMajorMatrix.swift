@@ -4,6 +4,7 @@ import CLapack
 /// A dense real matrix stored column by column (LAPACK's native layout), with the few
 /// LAPACK/BLAS operations the statistics layer needs. Element (i, j) is `values[i + j * rows]`.
 ///
+/// BLAS and LAPACK run on one thread (`ComputeThreads`), so no result depends on the thread count.
 /// Failures of LAPACK routines are returned as `IRMError`s naming the routine and its `info` code;
 /// with the inputs this layer builds (finite, validated) they indicate a bug rather than bad data.
 struct ColumnMajorMatrix: Sendable, Equatable {
@@ -70,6 +71,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         a.values.withUnsafeBufferPointer { pa in
             b.values.withUnsafeBufferPointer { pb in
                 c.values.withUnsafeMutableBufferPointer { pc in
+                    ComputeThreads.requireSingleThreadedBLAS()
                     cblas_dgemm(CblasColMajor, transposeA ? CblasTrans : CblasNoTrans,
                                 transposeB ? CblasTrans : CblasNoTrans,
                                 Int32(m), Int32(n), Int32(k), 1, pa.baseAddress, Int32(max(a.rows, 1)),
@@ -88,6 +90,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         values.withUnsafeBufferPointer { pa in
             x.withUnsafeBufferPointer { px in
                 y.withUnsafeMutableBufferPointer { py in
+                    ComputeThreads.requireSingleThreadedBLAS()
                     cblas_dgemv(CblasColMajor, CblasNoTrans, Int32(rows), Int32(columns), 1, pa.baseAddress,
                                 Int32(max(rows, 1)), px.baseAddress, 1, 0, py.baseAddress, 1)
                 }
@@ -104,6 +107,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         values.withUnsafeBufferPointer { pa in
             x.withUnsafeBufferPointer { px in
                 y.withUnsafeMutableBufferPointer { py in
+                    ComputeThreads.requireSingleThreadedBLAS()
                     cblas_dgemv(CblasColMajor, CblasTrans, Int32(rows), Int32(columns), 1, pa.baseAddress,
                                 Int32(max(rows, 1)), px.baseAddress, 1, 0, py.baseAddress, 1)
                 }
@@ -118,6 +122,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         var s = [Double](repeating: 0, count: min(rows, columns))
         if s.isEmpty { return s }
         var u = [Double](repeating: 0, count: 1), vt = [Double](repeating: 0, count: 1)
+        ComputeThreads.requireSingleThreadedBLAS()
         let info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "N")), Int32(rows), Int32(columns), &a,
                                   Int32(max(rows, 1)), &s, &u, 1, &vt, 1)
         guard info == 0 else { throw IRMError("LAPACK dgesdd failed on a \(rows)×\(columns) matrix (info \(info))") }
@@ -131,6 +136,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         var s = [Double](repeating: 0, count: r)
         var u = [Double](repeating: 0, count: rows * r)
         var vt = [Double](repeating: 0, count: r * columns)
+        ComputeThreads.requireSingleThreadedBLAS()
         let info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "S")), Int32(rows), Int32(columns), &a,
                                   Int32(max(rows, 1)), &s, &u, Int32(max(rows, 1)), &vt, Int32(max(r, 1)))
         guard info == 0 else { throw IRMError("LAPACK dgesdd failed on a \(rows)×\(columns) matrix (info \(info))") }
@@ -148,6 +154,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         var rhs = b + [Double](repeating: 0, count: ldb - rows)
         var s = [Double](repeating: 0, count: min(rows, columns))
         var rank: Int32 = 0
+        ComputeThreads.requireSingleThreadedBLAS()
         let info = LAPACKE_dgelsd(LAPACK_COL_MAJOR, Int32(rows), Int32(columns), 1, &a, Int32(max(rows, 1)),
                                   &rhs, Int32(ldb), &s, rcond, &rank)
         guard info == 0 else { throw IRMError("LAPACK dgelsd failed on a \(rows)×\(columns) system (info \(info))") }
@@ -161,6 +168,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         precondition(rows >= columns, "qrUpperTriangle: needs rows ≥ columns")
         var a = values
         var tau = [Double](repeating: 0, count: max(columns, 1))
+        ComputeThreads.requireSingleThreadedBLAS()
         let info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, Int32(rows), Int32(columns), &a, Int32(max(rows, 1)), &tau)
         guard info == 0 else { throw IRMError("LAPACK dgeqrf failed on a \(rows)×\(columns) matrix (info \(info))") }
         var r = ColumnMajorMatrix(rows: columns, columns: columns)
@@ -173,6 +181,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         precondition(rows == columns, "upperTriangularInverse: needs a square matrix")
         var a = values
         if rows == 0 { return self }
+        ComputeThreads.requireSingleThreadedBLAS()
         let info = LAPACKE_dtrtri(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "U")), CChar(UInt8(ascii: "N")),
                                   Int32(rows), &a, Int32(rows))
         guard info == 0 else { throw IRMError("LAPACK dtrtri: triangular factor is singular at \(info)") }
@@ -185,6 +194,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         precondition(rows == columns, "choleskyLower: needs a square matrix")
         var a = values
         if rows == 0 { return self }
+        ComputeThreads.requireSingleThreadedBLAS()
         let info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), Int32(rows), &a, Int32(rows))
         guard info == 0 else { return nil }
         var l = ColumnMajorMatrix(rows: rows, columns: columns, values: a)
@@ -198,6 +208,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         if rows == 0 { return y }
         values.withUnsafeBufferPointer { pl in
             y.withUnsafeMutableBufferPointer { py in
+                ComputeThreads.requireSingleThreadedBLAS()
                 cblas_dtrsv(CblasColMajor, CblasLower, CblasNoTrans, CblasNonUnit, Int32(rows), pl.baseAddress,
                             Int32(rows), py.baseAddress, 1)
             }
@@ -213,6 +224,7 @@ struct ColumnMajorMatrix: Sendable, Equatable {
         if rows == 0 || columns == 0 { return self }
         r.values.withUnsafeBufferPointer { pr in
             b.withUnsafeMutableBufferPointer { pb in
+                ComputeThreads.requireSingleThreadedBLAS()
                 cblas_dtrsm(CblasColMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(rows),
                             Int32(columns), 1, pr.baseAddress, Int32(columns), pb.baseAddress, Int32(rows))
             }

@@ -11,7 +11,7 @@ import Foundation
 ///   samples are always scored together, in one call of the scorer, and committed to the score
 ///   store as one file. Every result therefore depends only on the block a sample is in, never on
 ///   the shard, the batch of a run or where a run was interrupted, which is what makes a merged
-///   sharded run bit-identical to an unsharded one (with the same thread count).
+///   sharded run bit-identical to an unsharded one (at any thread count).
 /// - A *shard* `K/N` is a contiguous run of blocks. Shard boundaries fall where the running cost
 ///   (tokens, each prompt counted once per block) is nearest to `K·T/N`, so shards are balanced by
 ///   tokens, not by lines.

@@ -132,7 +132,8 @@ public enum BLASRuntime {
         return String(cString: config).trimmingCharacters(in: .whitespaces)
     }
 
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    /// The threads irm computes on (`ComputeThreads.count`); OpenBLAS itself runs on one.
+    public static var threads: Int { ComputeThreads.count }
 
     /// Set once by `selectAtStartup`.
     nonisolated(unsafe) public private(set) static var selection: Selection = .openBLAS
@@ -197,6 +198,7 @@ public enum BLASRuntime {
         let a = (0..<(m * k)).map { _ in Float(generator.unitInterval() * 2 - 1) }
         let b = (0..<(k * n)).map { _ in Float(generator.unitInterval() * 2 - 1) }
         var c = [Float](repeating: 0, count: m * n)
+        ComputeThreads.requireSingleThreadedBLAS()
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &c, Int32(n))
         for i in 0..<m {
             for j in 0..<n {

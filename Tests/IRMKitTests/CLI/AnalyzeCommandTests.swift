@@ -58,6 +58,39 @@ final class AnalyzeCommandTests: XCTestCase {
         }
     }
 
+    /// The thread count changes no output: the demo's first 30 prompts, with the reward model, the
+    /// lexicon and a bootstrap, at 1, 2 and 3 threads give the same bytes in every file, except
+    /// that the manifest records the thread count (`blas.threads`).
+    func testOutputsDoNotDependOnTheThreadCount() throws {
+        let dir = try Fixtures.temporaryDirectory(for: self)
+        let data = try Fixtures.demoPrompts(30, in: dir)
+        var outputs: [Int: [String: Data]] = [:]
+        for threads in [1, 2, 3] {
+            let out = dir.appendingPathComponent("threads-\(threads)")
+            let run = try CommandRunner.run(["analyze", "--before", Fixtures.demo("base.h5"), "--after", Fixtures.demo("rlhf.h5"), "--data", data,
+                                             "--reward-model", Fixtures.demo("rm.h5"), "--lexicon", "vader", "--convention", "separate",
+                                             "--bootstrap", "50", "--no-store", "--quiet", "--threads", "\(threads)", "--out", out.path])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            var files = try Fixtures.files(in: out)
+            let manifest = try JSONValue.parse(XCTUnwrap(files["manifest.json"]), source: "manifest.json")
+            XCTAssertEqual(manifest["blas"]?["threads"]?.intValue, threads)
+            var fields = try XCTUnwrap(manifest.objectValue), blas = try XCTUnwrap(manifest["blas"]?.objectValue)
+            blas["threads"] = nil
+            fields["blas"] = .object(blas)
+            files["manifest.json"] = Data(JSONValue.object(fields).serialized(pretty: true).utf8)
+            outputs[threads] = files
+        }
+        let one = try XCTUnwrap(outputs[1])
+        XCTAssertGreaterThan(one.count, 10)
+        for threads in [2, 3] {
+            let other = try XCTUnwrap(outputs[threads])
+            XCTAssertEqual(Set(other.keys), Set(one.keys))
+            for (name, bytes) in one.sorted(by: { $0.key < $1.key }) {
+                XCTAssertTrue(other[name] == bytes, "\(name) differs between 1 and \(threads) threads")
+            }
+        }
+    }
+
     func testBadInputIsOneLineAndWritesNothing() throws {
         let before = try ModelFixtures.checkpointPath("logprobs/models/sharp-neox", for: self)
         let after = try ModelFixtures.checkpointPath("logprobs/models/sharp-neox-sequential", for: self)

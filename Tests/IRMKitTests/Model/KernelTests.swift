@@ -28,6 +28,70 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The tiled GEMM gives the same bits at 1, 2 and 3 threads, for both weight layouts, widened
+    /// panels, accumulation and shapes that are no multiple of anything: small tiles on small
+    /// shapes, and the standard tiles on a product big enough for OpenBLAS's own threading to have
+    /// changed its rounding. Every result matches the Double reference (1e-5 absolute, as above;
+    /// |x|, |w| ≤ 1 and 37 terms).
+    func testTiledGEMMIsBitIdenticalAtAnyThreadCountAndMatchesTheReference() {
+        let saved = ComputeThreads.count
+        defer { ComputeThreads.set(saved) }
+        let small = Kernels.GEMMTiling(rows: 5, columns: 7)
+        for (rows, outFeatures, tiling) in [(37, 29, small), (3, 11, small), (523, 2100, Kernels.GEMMTiling.standard)] {
+            let inFeatures = 37
+            let rowTiles = Kernels.GEMMTiling.parts(rows, size: tiling.rows).count
+            let columnTiles = Kernels.GEMMTiling.parts(outFeatures, size: tiling.columns).count
+            XCTAssertGreaterThan(rowTiles * columnTiles, 1, "\(rows)×\(outFeatures) is split")
+            let x = random.floats(rows * inFeatures), w = random.floats(outFeatures * inFeatures)
+            // What an accumulating product adds to: any values in [-1, 1), cheaper to make than random ones.
+            let start = (0..<(rows * outFeatures)).map { Float(($0 * 7919) % 2000) / 1000 - 1 }
+            var transposed = [Float](repeating: 0, count: w.count)
+            for o in 0..<outFeatures { for i in 0..<inFeatures { transposed[i * outFeatures + o] = w[o * inFeatures + i] } }
+            // The reference at every 7th row (the large shape's full reference would take seconds).
+            let checked = Array(stride(from: 0, to: rows, by: rows > 100 ? 7 : 1))
+            let expected = ReferenceKernels.linear(checked.flatMap { x[($0 * inFeatures)..<(($0 + 1) * inFeatures)] }, rows: checked.count,
+                                                   weight: w, outFeatures: outFeatures, inFeatures: inFeatures, bias: nil)
+            for (layout, values) in [(WeightLayout.outByIn, w), (.inByOut, transposed)] {
+                let weight = DenseWeight(values: values, outFeatures: outFeatures, inFeatures: inFeatures, layout: layout)
+                for (way, beta) in [("gemm", Float(0)), ("gemm, accumulating", 1), ("panels of 3 outputs", 0)] {
+                    var first: [Float]?
+                    for threads in [1, 2, 3] {
+                        ComputeThreads.set(threads)
+                        let out = FloatBuffer(start)
+                        let input = FloatBuffer(x)
+                        if way.hasPrefix("panels") {
+                            Kernels.gemmByPanels(input.pointer, rows: rows, weight: weight, output: out.pointer, beta: beta, profile: nil,
+                                                 panelElements: 3 * inFeatures, tiling: tiling)
+                        } else {
+                            Kernels.gemm(input.pointer, rows: rows, weight: weight, output: out.pointer, beta: beta, tiling: tiling)
+                        }
+                        let found = out.array
+                        let label = "\(rows)×\(outFeatures), \(layout), \(way), \(threads) threads"
+                        if let first {
+                            XCTAssertTrue(found == first, "\(label): differs from 1 thread")
+                        } else {
+                            first = found
+                            let added = checked.flatMap { r in (0..<outFeatures).map { Double(beta * start[r * outFeatures + $0]) } }
+                            let sampled = checked.flatMap { found[($0 * outFeatures)..<(($0 + 1) * outFeatures)] }.map(Double.init)
+                            assertClose(sampled, zip(expected, added).map { $0 + $1 }, absolute: beta == 0 ? 1e-5 : 2e-5, label)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testGEMMTilesCoverEachIndexOnceInNearEqualParts() {
+        for (count, size) in [(0, 256), (1, 256), (255, 256), (256, 256), (257, 256), (600, 256), (2048, 256), (50257, 4096), (17, 8), (37, 5)] {
+            let parts = Kernels.GEMMTiling.parts(count, size: size)
+            XCTAssertEqual(parts.flatMap { Array($0) }, Array(0..<count), "\(count) by \(size)")
+            XCTAssertEqual(parts.count, (count + size - 1) / size, "\(count) by \(size): as few parts as the size allows")
+            XCTAssertTrue(parts.allSatisfy { $0.count <= size }, "\(count) by \(size)")
+            if size >= 16 { XCTAssertTrue(parts.dropLast().allSatisfy { $0.count % 16 == 0 }, "\(count) by \(size): multiples of 16") }
+        }
+        XCTAssertEqual(Kernels.GEMMTiling.parts(600, size: 256).map(\.count), [208, 208, 184])
+    }
+
     func testLayerNormAndRMSNormMatchTheReference() {
         for width in [7, 8, 48, 61] {
             let rows = 5
