@@ -133,16 +133,38 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         return HDF5Array(shape: info.shape, values: values)
     }
 
-    /// Half floats are read with the file's own type (a byte copy), because libhdf5's soft
-    /// conversion between float layouts is very slow.
+    /// Half floats are read with the file's own type in little-endian order (a byte copy, or a byte
+    /// swap for a big-endian file), because libhdf5's soft conversion between float layouts is very
+    /// slow. Chunked datasets are decoded by irm
+    /// (`readChunks`) and then converted from the file's type (byte order) by libhdf5.
     private func readRaw(into buffer: UnsafeMutableRawBufferPointer, memoryType: hid_t) throws {
         var memType = memoryType
         var ownedType: hid_t = -1
         if info.elementType == .float16 {
-            ownedType = H5Dget_type(id)
+            let fileType = H5Dget_type(id)
+            ownedType = fileType >= 0 ? H5Tcopy(fileType) : -1
+            if fileType >= 0 { _ = H5Tclose(fileType) }
+            guard ownedType >= 0, H5Tset_order(ownedType, H5T_ORDER_LE) >= 0 else {
+                throw HDF5Error(file: file.path, object: path, message: "cannot read the dataset's type", libraryDetail: HDF5Library.takeErrorDetail())
+            }
             memType = ownedType
         }
         defer { if ownedType >= 0 { _ = H5Tclose(ownedType) } }
+        if case .chunked = try storage() {
+            let fileType = H5Dget_type(id)
+            guard fileType >= 0 else { throw HDF5Error(file: file.path, object: path, message: "cannot read the dataset's type", libraryDetail: HDF5Library.takeErrorDetail()) }
+            defer { _ = H5Tclose(fileType) }
+            let width = H5Tget_size(fileType)
+            guard width == H5Tget_size(memType), buffer.count == info.elementCount * width else {
+                throw HDF5Error(file: file.path, object: path, message: "cannot read \(info.elementType) values of \(width) bytes into \(H5Tget_size(memType))-byte ones")
+            }
+            try readChunks(into: buffer, width: width)
+            if H5Tequal(fileType, memType) <= 0,
+               H5Tconvert(fileType, memType, info.elementCount, buffer.baseAddress, nil, irm_H5P_DEFAULT()) < 0 {
+                throw HDF5Error(file: file.path, object: path, message: "cannot convert the dataset's values", libraryDetail: HDF5Library.takeErrorDetail())
+            }
+            return
+        }
         guard H5Dread(id, memType, irm_H5S_ALL(), irm_H5S_ALL(), irm_H5P_DEFAULT(), buffer.baseAddress) >= 0 else {
             throw HDF5Error(file: file.path, object: path,
                             message: "cannot read the dataset's values; the file may be truncated or corrupt",
@@ -231,6 +253,10 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         }
         guard info.elementCount == 1 else {
             throw HDF5Error(file: file.path, object: path, message: "expected one string, found an array of shape \(info.shape)")
+        }
+        if case .chunked = try storage() {
+            // Chunks are decoded by irm only for numbers; a string is small enough to store whole.
+            throw HDF5Error(file: file.path, object: path, message: "is a chunked string dataset; irm reads strings stored contiguously or compactly (h5py's default)")
         }
         let type = H5Dget_type(id)
         defer { _ = H5Tclose(type) }

@@ -317,7 +317,7 @@ enum HDF5Strings {
     }
 
     /// Reads `count` strings with `read(memType, buffer)`, whether the stored type is variable- or
-    /// fixed-length. Fixed-length values are cut at their first NUL. The caller has checked `count`
+    /// fixed-length (`HDF5VariableLengthStrings`). Values are cut at their first NUL. The caller has checked `count`
     /// against the file's size; fixed-length values are checked here before their buffer is made.
     static func read(
         count: Int, fileType: hid_t, what: String, holder: some HDF5AttributeHolder,
@@ -325,26 +325,8 @@ enum HDF5Strings {
     ) throws -> [String] {
         let fileSize = holder.file.sizeOnDisk
         if H5Tis_variable_str(fileType) > 0 {
-            let memType = H5Tcopy(irm_H5T_C_S1())
-            defer { _ = H5Tclose(memType) }
-            _ = H5Tset_cset(memType, H5T_CSET_UTF8)
-            // The values are read from the global heap, which libhdf5 trusts; this is as far as irm
-            // can check them beforehand.
-            guard count <= fileSize / 8 else {
-                throw HDF5Error(file: holder.file.path, object: holder.path,
-                                message: "\(what) declares \(count) variable-length strings, more than the \(fileSize)-byte file can hold; the file is corrupt")
-            }
-            _ = H5Tset_size(memType, irm_H5T_VARIABLE())
-            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
-            let status = pointers.withUnsafeMutableBytes { read(memType, $0.baseAddress!) }
-            guard status >= 0 else { throw holder.error("cannot read \(what)") }
-            let strings = pointers.map { $0.map { String(cString: $0) } ?? "" }
-            // Reclaim the library-allocated strings (H5Treclaim only exists from HDF5 1.12).
-            var dims = [hsize_t(count)]
-            let space = H5Screate_simple(1, &dims, nil)
-            defer { _ = H5Sclose(space) }
-            _ = pointers.withUnsafeMutableBytes { H5Dvlen_reclaim(memType, space, irm_H5P_DEFAULT(), $0.baseAddress!) }
-            return strings
+            // Read without libhdf5's global-heap code, which trusts a damaged heap.
+            return try HDF5VariableLengthStrings.read(count: count, what: what, holder: holder, read)
         }
         let width = H5Tget_size(fileType)
         guard width > 0 else { throw holder.error("\(what) has a zero-width string type") }

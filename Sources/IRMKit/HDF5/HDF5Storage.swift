@@ -34,16 +34,9 @@ public enum HDF5Storage: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The filters libhdf5 builds in, which irm lets it run when reading files written by others
-/// (h5py's `compression="gzip"`, `shuffle=True`, `fletcher32=True`, ...). Any other filter id
-/// would need a plugin, which irm never loads (`HDF5Library`), so such a dataset is refused.
-enum HDF5BuiltInFilter {
-    static let names: [Int32: String] = [1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scaleoffset"]
-}
-
 extension HDF5Dataset {
-    /// Where and how the values are stored. Errors are for a file that libhdf5 cannot describe, or
-    /// for a filter that is not built into libhdf5.
+    /// Where and how the values are stored. Errors are for a file that libhdf5 cannot describe, for
+    /// a damaged chunk shape, or for a filter irm does not decode.
     public func storage() throws -> HDF5Storage {
         let dcpl = H5Dget_create_plist(id)
         guard dcpl >= 0 else {
@@ -67,22 +60,9 @@ extension HDF5Dataset {
         case H5D_VIRTUAL: return .virtual
         case H5D_COMPACT: return .compact
         case H5D_CHUNKED:
-            var filters: [String] = []
-            let count = H5Pget_nfilters(dcpl)
-            for index in 0..<UInt32(max(0, count)) {
-                var flags: UInt32 = 0
-                var elements = 0
-                var name = [CChar](repeating: 0, count: 256)
-                var config: UInt32 = 0
-                let filter = H5Pget_filter2(dcpl, index, &flags, &elements, nil, name.count, &name, &config)
-                guard let known = HDF5BuiltInFilter.names[filter] else {
-                    let label = String(cString: name)
-                    throw HDF5Error(file: file.path, object: path,
-                                    message: "compressed with filter \(filter)\(label.isEmpty ? "" : " (\"\(label)\")"), which is not built into libhdf5; irm loads no filter plugins — rewrite the file without it (h5py: compression=\"gzip\" or none)")
-                }
-                filters.append(known)
-            }
-            return .chunked(filters: filters)
+            // Only filters irm decodes itself (HDF5ChunkedRead.swift): a plugin's would need a
+            // shared library, which irm never loads (`HDF5Library`).
+            return .chunked(filters: try chunkLayout().filters.map(\.name))
         case H5D_CONTIGUOUS:
             break
         default:

@@ -128,6 +128,19 @@ final class BadInputCorpusTests: XCTestCase {
             add("storage: \(file)", score(fixture), [fixture, "/tensors/transformer.h.0.mlp.c_fc.weight"])
         }
 
+        // Inputs the checkpoint fuzzer found (scripts/fuzz/), each of which crashed or hung libhdf5.
+        for (file, object) in [("checkpoint-H5HG_read-overlap.h5", "/: attribute 'irm_format'"), ("checkpoint-H5HG-hang.h5", "/: attribute 'irm_format'"),
+                               ("checkpoint-H5HG_read-dataset.h5", "/config"), ("checkpoint-chunk-dims-overread.h5", "/tensors/transformer.h.0.attn.c_attn.weight"),
+                               ("checkpoint-dataspace-overflow.h5", "/tensors/transformer.wte.weight"), ("checkpoint-duplicate-tensor-link.h5", "/tensors")] {
+            let fixture = Fixtures.path("fuzz/\(file)")
+            add("fuzz: \(file)", score(fixture), [fixture, object, "the file is corrupt"])
+        }
+        // Chunks that libhdf5 would copy past or fill silently, in a dataset read as a tensor.
+        for (dataset, fragment) in [("deflate_short", "decodes to 1000 bytes"), ("chunk_never_written", "was never written")] {
+            let fixture = Fixtures.path("hdf5/checkpoint-\(dataset).h5")
+            add("chunks: \(dataset)", score(fixture, extra: ["--eos", "never"]), [fixture, "/tensors/transformer.h.0.mlp.c_fc.weight", fragment])
+        }
+
         // Config values (issue 14, item 1), each through the config reader's bounds.
         let configEdits: [(String, (inout [String: JSONValue]) -> Void, String)] = [
             ("partial_rotary_factor above 1", { $0["rope_parameters"] = .object(["partial_rotary_factor": .double(2), "rope_theta": .double(10000), "rope_type": .string("default")]) }, "partial_rotary_factor"),

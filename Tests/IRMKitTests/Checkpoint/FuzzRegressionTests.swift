@@ -33,4 +33,41 @@ final class FuzzRegressionTests: XCTestCase {
             XCTAssertTrue(error.message.contains("the file is corrupt"), error.message)
         }
     }
+
+    /// scripts/fuzz checkpoint target, and the family of 50 more inputs it found: a damaged global
+    /// heap collection under a variable-length string (h5py's default for `str`). libhdf5 1.10
+    /// converts such strings trusting the heap: a `memcpy-param-overlap` or SEGV in `H5HG_read`, a
+    /// hang in `H5HG__protect`, gigabyte `malloc`s in `H5T__conv_vlen`. irm now reads these strings
+    /// itself (HDF5GlobalHeap.swift), checking every size.
+    func testDamagedGlobalHeapsUnderVariableLengthStringsAreRefused() throws {
+        let cases: [(String, String, String)] = [
+            ("checkpoint-H5HG_read-overlap.h5", "/", "attribute 'irm_format': object 1 of the global heap collection at 2048 declares 18374687579187791186 bytes, more than the collection's remaining 2960"),
+            ("checkpoint-H5HG-hang.h5", "/", "attribute 'irm_format': free space of 0 bytes in the global heap collection at 2048, less than its own header"),
+            ("checkpoint-H5HG_read-dataset.h5", "/config", "the global heap collection at 2048 has no object 1601466471"),
+        ]
+        for (file, object, message) in cases {
+            let path = Fixtures.path("fuzz/\(file)")
+            XCTAssertThrowsError(try Checkpoint.open(path: path), file) { error in
+                guard let error = error as? HDF5Error else { return XCTFail("\(file): expected an HDF5Error, got \(error)") }
+                XCTAssertEqual(error.file, path)
+                XCTAssertEqual(error.object, object, file)
+                XCTAssertTrue(error.message.contains(message), "\(file): \(error.message)")
+                XCTAssertTrue(error.message.hasSuffix("the file is corrupt"), "\(file): \(error.message)")
+            }
+        }
+    }
+
+    /// scripts/fuzz checkpoint target (fork mode): one byte of chunked-gzip.h5's layout message
+    /// changed, so that a tensor's chunk is 16 x 16580656 values in a 16 x 48 dataset. libhdf5's
+    /// `H5Dread` inflated the 3 KB chunk and copied it as if it held the declared size (SEGV in
+    /// `H5VM_memcpyvv`). irm decodes chunks itself now and refuses the layout at open.
+    func testChunkShapeLargerThanItsDatasetIsRefused() throws {
+        let path = Fixtures.path("fuzz/checkpoint-chunk-dims-overread.h5")
+        XCTAssertThrowsError(try Checkpoint.open(path: path)) { error in
+            guard let error = error as? HDF5Error else { return XCTFail("expected an HDF5Error, got \(error)") }
+            XCTAssertEqual(error.file, path)
+            XCTAssertEqual(error.object, "/tensors/transformer.h.0.attn.c_attn.weight")
+            XCTAssertEqual(error.message, "declares chunk shape [16, 16580656] for a dataset of shape [16, 48]; the file is corrupt")
+        }
+    }
 }
