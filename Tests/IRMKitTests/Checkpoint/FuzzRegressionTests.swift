@@ -70,4 +70,21 @@ final class FuzzRegressionTests: XCTestCase {
             XCTAssertEqual(error.message, "declares chunk shape [16, 16580656] for a dataset of shape [16, 48]; the file is corrupt")
         }
     }
+
+    /// scripts/fuzz checkpoint target (2026-12-02, after 46k executions): h5py's file with the end
+    /// of file address and bytes of an attribute message's dataspace in the root group's version 1
+    /// object header (no checksum) changed. libhdf5 1.10.8 fails to decode the message and, on that
+    /// error path, reads freed memory in `H5O__msg_iterate_real` (from `H5Aexists`): an ASan
+    /// heap-use-after-free, inside libhdf5. irm cannot check a version 1 header before libhdf5
+    /// parses it (docs/security.md, "What libhdf5 leaves open"); without ASan the read hits memory
+    /// that is still mapped, and the failure libhdf5 reports is an error naming the file and object.
+    func testDamagedVersion1ObjectHeaderIsAnErrorNamingTheObject() throws {
+        let path = Fixtures.path("fuzz/checkpoint-H5O-attribute-use-after-free.h5")
+        XCTAssertThrowsError(try Checkpoint.open(path: path)) { error in
+            guard let error = error as? HDF5Error else { return XCTFail("expected an HDF5Error, got \(error)") }
+            XCTAssertEqual(error.file, path)
+            XCTAssertEqual(error.object, "/")
+            XCTAssertTrue(error.message.contains("irm_format_version"), error.message)
+        }
+    }
 }
