@@ -9,12 +9,16 @@ import Foundation
 public final class HDF5File {
     public let path: String
     let id: hid_t
+    /// The objects whose attribute messages irm has checked (`HDF5ObjectHeader`), in a file opened
+    /// read-only; nil for a file irm is writing, whose headers are its own and not yet on disk.
+    let attributeChecks: HDF5AttributeCheckCache?
 
     public enum Mode: Sendable { case readOnly, readWrite }
 
-    private init(path: String, id: hid_t) {
+    private init(path: String, id: hid_t, writable: Bool) {
         self.path = path
         self.id = id
+        self.attributeChecks = writable ? nil : HDF5AttributeCheckCache()
     }
 
     deinit { _ = H5Fclose(id) }
@@ -50,7 +54,7 @@ public final class HDF5File {
                             message: "cannot open the HDF5 file; it may be truncated or corrupt",
                             libraryDetail: HDF5Library.takeErrorDetail())
         }
-        return HDF5File(path: path, id: id)
+        return HDF5File(path: path, id: id, writable: mode == .readWrite)
     }
 
     /// Creates a file, replacing any file at `path` when `overwrite` is true. Objects are created
@@ -80,7 +84,7 @@ public final class HDF5File {
             throw HDF5Error(file: path, object: nil, message: "cannot create the file (check that the directory exists and is writable)",
                             libraryDetail: HDF5Library.takeErrorDetail())
         }
-        return HDF5File(path: path, id: id)
+        return HDF5File(path: path, id: id, writable: true)
     }
 
     /// The root group, `/`.
@@ -151,6 +155,7 @@ extension HDF5AttributeHolder {
 
     /// Names of the object's attributes, in creation order where tracked, else by name.
     public func attributeNames() throws -> [String] {
+        try checkAttributeMessages()
         var info = H5O_info_t()
         guard H5Oget_info2(objectID, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 else {
             throw error("cannot list attributes")
@@ -166,8 +171,11 @@ extension HDF5AttributeHolder {
         return names
     }
 
+    /// Whether the attribute exists; false, too, for an object whose attribute messages fail irm's
+    /// checks (`attribute(_:)` says why).
     public func hasAttribute(_ name: String) -> Bool {
-        H5Aexists(objectID, name) > 0
+        guard (try? checkAttributeMessages()) != nil else { return false }
+        return H5Aexists(objectID, name) > 0
     }
 
     /// The version of the object's header: 1 in the original HDF5 format, 2 (with a checksum that
@@ -185,12 +193,12 @@ extension HDF5AttributeHolder {
     /// floating-point ones as `double`, strings (fixed or variable length) as `string`; arrays of
     /// more than one element come back as the plural cases.
     ///
-    /// The attribute's declared size is checked against the file's before anything is allocated or
-    /// read for it. A variable-length string is the one kind whose value lies outside the object
-    /// header, in the file's global heap, which libhdf5 follows without validating it (a damaged
-    /// heap can crash libhdf5 1.10); irm writes only fixed-length strings, and reads variable-length
-    /// ones (h5py's default for `str`) only after these checks.
+    /// The object's attribute messages are checked by irm before libhdf5 decodes any of them
+    /// (`HDF5ObjectHeader`), and the attribute's declared size against the file's before anything
+    /// is allocated or read for it. Variable-length strings (h5py's default for `str`) are read
+    /// from the global heap by irm (`HDF5VariableLengthStrings`), never by libhdf5.
     public func attribute(_ name: String) throws -> HDF5AttributeValue? {
+        try checkAttributeMessages()
         let exists = H5Aexists(objectID, name)
         guard exists >= 0 else { throw error("cannot look up attribute '\(name)'; the file may be corrupt") }
         guard exists > 0 else { return nil }

@@ -84,9 +84,9 @@ enum HDF5VariableLengthStrings {
 
         init(_ bytes: ArraySlice<UInt8>, offsetSize: Int) {
             let start = bytes.startIndex
-            length = littleEndian(bytes[start..<(start + 4)])
-            collection = littleEndian(bytes[(start + 4)..<(start + 4 + offsetSize)])
-            index = littleEndian(bytes[(start + 4 + offsetSize)..<(start + 8 + offsetSize)])
+            length = HDF5RawReader.littleEndian(bytes[start..<(start + 4)])
+            collection = HDF5RawReader.littleEndian(bytes[(start + 4)..<(start + 4 + offsetSize)])
+            index = HDF5RawReader.littleEndian(bytes[(start + 4 + offsetSize)..<(start + 8 + offsetSize)])
         }
     }
 }
@@ -116,19 +116,15 @@ struct GlobalHeapReader {
     private let file: HDF5File
     private let addressing: HDF5File.Addressing
     private let object: String
-    private let handle: FileHandle
-    private let fileSize: UInt64
+    private let reader: HDF5RawReader
+    private var fileSize: UInt64 { reader.fileSize }
     private var collections: [UInt64: [UInt8]] = [:]
 
     init(file: HDF5File, addressing: HDF5File.Addressing, object: String) throws {
         self.file = file
         self.addressing = addressing
         self.object = object
-        guard let handle = FileHandle(forReadingAtPath: file.path) else {
-            throw HDF5Error(file: file.path, object: object, message: "cannot open the file to read its variable-length strings")
-        }
-        self.handle = handle
-        self.fileSize = UInt64(file.sizeOnDisk)
+        self.reader = try HDF5RawReader(file: file, object: object)
     }
 
     private func corrupt(_ message: String) -> HDF5Error {
@@ -141,13 +137,13 @@ struct GlobalHeapReader {
         if id.length == 0 || id.collection == 0 { return [] }
         let collection = try self.collection(at: id.collection, what: what)
         let lengthSize = addressing.lengthSize
-        let headerSize = align8(8 + lengthSize)
+        let headerSize = HDF5RawReader.align8(8 + lengthSize)
         let objectHeaderSize = 8 + lengthSize
         var position = headerSize
         var found: [UInt8]?
         while position + objectHeaderSize <= collection.count {
-            let index = littleEndian(collection[position..<(position + 2)])
-            let size = littleEndian(collection[(position + 8)..<(position + 8 + lengthSize)])
+            let index = HDF5RawReader.littleEndian(collection[position..<(position + 2)])
+            let size = HDF5RawReader.littleEndian(collection[(position + 8)..<(position + 8 + lengthSize)])
             let remaining = UInt64(collection.count - position)
             // Free space (index 0) counts its own header; an object's data follows its header,
             // padded to 8 bytes.
@@ -187,7 +183,7 @@ struct GlobalHeapReader {
     /// The whole collection at file address `address`, read once.
     private mutating func collection(at address: UInt64, what: String) throws -> [UInt8] {
         if let cached = collections[address] { return cached }
-        let headerSize = align8(8 + addressing.lengthSize)
+        let headerSize = HDF5RawReader.align8(8 + addressing.lengthSize)
         let (start, overflow) = address.addingReportingOverflow(addressing.base)
         guard !overflow, start <= fileSize, fileSize - start >= UInt64(headerSize) else {
             throw corrupt("\(what) points at a global heap collection at address \(address), outside the \(fileSize)-byte file")
@@ -199,7 +195,7 @@ struct GlobalHeapReader {
         guard header[4] == 1 else {
             throw corrupt("\(what): the global heap collection at \(address) has version \(header[4]), expected 1")
         }
-        let size = littleEndian(header[8..<(8 + addressing.lengthSize)])
+        let size = HDF5RawReader.littleEndian(header[8..<(8 + addressing.lengthSize)])
         guard size >= UInt64(headerSize), size <= fileSize - start else {
             throw corrupt("\(what): the global heap collection at \(address) declares \(size) bytes, but the file has \(fileSize - start) from there")
         }
@@ -213,29 +209,9 @@ struct GlobalHeapReader {
     }
 
     private func bytes(at offset: UInt64, count: Int) throws -> [UInt8] {
-        do {
-            try handle.seek(toOffset: offset)
-            let data = try handle.read(upToCount: count) ?? Data()
-            guard data.count == count else {
-                throw corrupt("the file ends inside a global heap collection (at byte \(offset))")
-            }
-            return [UInt8](data)
-        } catch let error as HDF5Error {
-            throw error
-        } catch {
-            throw HDF5Error(file: file.path, object: object, message: "cannot read the file's global heap: \(error.localizedDescription)")
-        }
+        try reader.bytes(at: offset, count: count, what: "a global heap collection")
     }
 }
-
-/// An unsigned little-endian integer of up to 8 bytes.
-private func littleEndian(_ bytes: ArraySlice<UInt8>) -> UInt64 {
-    var value: UInt64 = 0
-    for (shift, byte) in bytes.prefix(8).enumerated() { value |= UInt64(byte) << (8 * UInt64(shift)) }
-    return value
-}
-
-private func align8(_ value: Int) -> Int { (value + 7) / 8 * 8 }
 
 extension HDF5File {
     /// How the file encodes addresses and lengths (its superblock's "size of offsets" and "size of

@@ -71,20 +71,27 @@ final class FuzzRegressionTests: XCTestCase {
         }
     }
 
-    /// scripts/fuzz checkpoint target (2026-12-02, after 46k executions): h5py's file with the end
-    /// of file address and bytes of an attribute message's dataspace in the root group's version 1
-    /// object header (no checksum) changed. libhdf5 1.10.8 fails to decode the message and, on that
-    /// error path, reads freed memory in `H5O__msg_iterate_real` (from `H5Aexists`): an ASan
-    /// heap-use-after-free, inside libhdf5. irm cannot check a version 1 header before libhdf5
-    /// parses it (docs/security.md, "What libhdf5 leaves open"); without ASan the read hits memory
-    /// that is still mapped, and the failure libhdf5 reports is an error naming the file and object.
-    func testDamagedVersion1ObjectHeaderIsAnErrorNamingTheObject() throws {
-        let path = Fixtures.path("fuzz/checkpoint-H5O-attribute-use-after-free.h5")
-        XCTAssertThrowsError(try Checkpoint.open(path: path)) { error in
-            guard let error = error as? HDF5Error else { return XCTFail("expected an HDF5Error, got \(error)") }
-            XCTAssertEqual(error.file, path)
-            XCTAssertEqual(error.object, "/")
-            XCTAssertTrue(error.message.contains("irm_format_version"), error.message)
+    /// scripts/fuzz checkpoint target (2026-12-02): damaged attribute messages in version 1 object
+    /// headers (no checksum) of h5py's files. libhdf5 1.10.8 decodes every attribute message on
+    /// `H5Aexists` and copies the sizes the message declares: a use-after-free (an attribute whose
+    /// datatype claims 15,628 bytes) and a heap-buffer-overflow (one whose datatype claims 93 bytes
+    /// of a 72-byte message) in `H5O__msg_iterate_real`. irm now checks each object's attribute
+    /// messages itself before libhdf5 decodes them (HDF5ObjectHeader.swift).
+    func testDamagedAttributeMessagesAreRefusedBeforeLibhdf5DecodesThem() throws {
+        let cases: [(String, String, String)] = [
+            ("checkpoint-H5O-attribute-use-after-free.h5", "/",
+             "attribute 3: its name (19 bytes), datatype (15628) and dataspace (8) do not fit in its 64-byte message; the file is corrupt"),
+            ("checkpoint-H5O-attribute-overread.h5", "/provenance",
+             "attribute 1: its name (13 bytes), datatype (93) and dataspace (8) do not fit in its 72-byte message; the file is corrupt"),
+        ]
+        for (file, object, message) in cases {
+            let path = Fixtures.path("fuzz/\(file)")
+            XCTAssertThrowsError(try Checkpoint.open(path: path), file) { error in
+                guard let error = error as? HDF5Error else { return XCTFail("\(file): expected an HDF5Error, got \(error)") }
+                XCTAssertEqual(error.file, path)
+                XCTAssertEqual(error.object, object, file)
+                XCTAssertEqual(error.message, message, file)
+            }
         }
     }
 }

@@ -81,4 +81,32 @@ final class HDF5ReaderParityTests: XCTestCase {
             }
         }
     }
+
+    /// Attribute messages are checked by irm before libhdf5 decodes them (HDF5ObjectHeader.swift);
+    /// the check must accept what h5py writes in 1.8-format headers too: checksummed chunks,
+    /// creation order, and more than 8 attributes (dense storage, which the check leaves to libhdf5).
+    func testAttributesInChecksummedHeadersAndDenseStorageReadAsWritten() throws {
+        let root = try HDF5File.open(Fixtures.path("hdf5/attributes-v2.h5")).root()
+        XCTAssertEqual(root.objectHeaderVersion, 2)
+        for i in 0..<12 {
+            let name = String(format: "a%02d", i)
+            XCTAssertEqual(try root.attribute(name), i % 3 == 0 ? .string("value \(i)") : .int(Int64(i)), name)
+        }
+        XCTAssertEqual(try root.attribute("floats"), .doubles([1.5, -2.25]))
+        XCTAssertEqual(try root.attributeNames().count, 13)
+        let data = try root.dataset("data")
+        XCTAssertEqual(try data.attribute("unit"), .string("nats"))
+        XCTAssertEqual(try data.attribute("count"), .int(6))
+    }
+
+    func testAttributeTypesLibhdf5DecodesUncheckedAreRefusedNamingTheAttribute() throws {
+        let path = Fixtures.path("hdf5/attribute-bool.h5")
+        let root = try HDF5File.open(path).root()
+        XCTAssertThrowsError(try root.attribute("name")) { error in
+            guard let error = error as? HDF5Error else { return XCTFail("expected an HDF5Error, got \(error)") }
+            XCTAssertEqual(error.file, path)
+            XCTAssertEqual(error.object, "/")
+            XCTAssertTrue(error.message.hasPrefix("attribute 'flag': has an enum (h5py writes bool this way) datatype, which irm does not read"), error.message)
+        }
+    }
 }
