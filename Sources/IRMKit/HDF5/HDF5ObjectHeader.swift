@@ -178,7 +178,12 @@ enum HDF5ObjectHeader {
             guard typeSize >= 20, type[type.startIndex + 8] & 0x0f == 0 else {
                 throw corrupt("its variable-length string type holds no valid base type")
             }
-            width = UInt64(4 + addressing.offsetSize + 4)
+            // libhdf5 sizes the value's buffer by the width stored here, and reads it at the
+            // width of a heap ID in this file: they must agree.
+            let heapID = UInt64(4 + addressing.offsetSize + 4)
+            guard width == heapID else {
+                throw corrupt("its variable-length string type declares \(width)-byte elements, expected \(heapID)")
+            }
         default:
             let kind = [6: "a compound", 8: "an enum (h5py writes bool this way)", 10: "an array"][typeClass] ?? "a class \(typeClass)"
             throw refuse("has \(kind) datatype, which irm does not read; only numbers and strings are (remove it, e.g. h5py `del f.attrs[name]`)")

@@ -75,7 +75,7 @@ final class FuzzRegressionTests: XCTestCase {
     /// headers (no checksum) of h5py's files. libhdf5 1.10.8 decodes every attribute message on
     /// `H5Aexists` and copies the sizes the message declares: a use-after-free (an attribute whose
     /// datatype claims 15,628 bytes) and a heap-buffer-overflow (one whose datatype claims 93 bytes
-    /// of a 72-byte message) in `H5O__msg_iterate_real`. irm now checks each object's attribute
+    /// of a 72-byte message) in `H5O__msg_iterate_real`, and a heap-buffer-overflow in `H5A__read`. irm now checks each object's attribute
     /// messages itself before libhdf5 decodes them (HDF5ObjectHeader.swift).
     func testDamagedAttributeMessagesAreRefusedBeforeLibhdf5DecodesThem() throws {
         let cases: [(String, String, String)] = [
@@ -83,6 +83,10 @@ final class FuzzRegressionTests: XCTestCase {
              "attribute 3: its name (19 bytes), datatype (15628) and dataspace (8) do not fit in its 64-byte message; the file is corrupt"),
             ("checkpoint-H5O-attribute-overread.h5", "/provenance",
              "attribute 1: its name (13 bytes), datatype (93) and dataspace (8) do not fit in its 72-byte message; the file is corrupt"),
+            // A variable-length string type whose stored width is 1: libhdf5 sized the value's
+            // buffer by it and then copied 16-byte heap IDs out of it (H5A__read).
+            ("checkpoint-H5A-vlen-width-overread.h5", "/",
+             "attribute 'architecture': its variable-length string type declares 1-byte elements, expected 16; the file is corrupt"),
         ]
         for (file, object, message) in cases {
             let path = Fixtures.path("fuzz/\(file)")
