@@ -41,4 +41,14 @@ static inline int irm_link_is_hard(hid_t loc, const char *name) {
     return info.type == H5L_TYPE_HARD ? 1 : 0;
 }
 
+/* 1 and the object's address when `name` in `loc` is a hard link, 0 for a soft or external link,
+   -1 when the link cannot be read. Reads the link only, never the object's header. */
+static inline int irm_hard_link_address(hid_t loc, const char *name, haddr_t *address) {
+    H5L_info_t info;
+    if (H5Lget_info(loc, name, &info, H5P_DEFAULT) < 0) return -1;
+    if (info.type != H5L_TYPE_HARD) return 0;
+    *address = info.u.address;
+    return 1;
+}
+
 #endif

@@ -45,6 +45,7 @@ public final class HDF5Group: HDF5AttributeHolder {
     /// The kind of the hard link `name`'s object; an error naming it when libhdf5 cannot open its
     /// header (a damaged file: in the 1.8 format irm writes, a header that fails its checksum).
     private func openedKind(of name: String) throws -> HDF5ObjectKind {
+        try checkHeader(of: name)
         let object = H5Oopen(id, name, irm_H5P_DEFAULT())
         guard object >= 0 else {
             throw HDF5Error(file: file.path, object: childPath(name), message: "cannot open the object; the file may be truncated or corrupt",

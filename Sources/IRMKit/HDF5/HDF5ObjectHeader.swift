@@ -11,9 +11,11 @@ import Foundation
 /// checkpoint fuzzer found a heap-buffer-overflow and a use-after-free in `H5O__msg_iterate_real`
 /// this way: Tests/Fixtures/fuzz/). Version 1 object headers, h5py's default, have no checksum.
 ///
-/// So before the first attribute call on an object, irm reads the object's header itself (version 1
-/// or 2, every continuation chunk) and checks that each attribute message holds everything libhdf5
-/// will read from it. Attributes irm cannot check this way are refused: those with a compound,
+/// So before libhdf5 opens an object, and before the first attribute call on it, irm reads the
+/// object's header itself (version 1 or 2, every continuation chunk) and checks that each attribute
+/// message holds everything libhdf5 will read from it. A dataset's dataspace, datatype width and
+/// layout are checked the same way (libhdf5 1.10 wrote past an array in `H5D__chunk_set_sizes`
+/// when a damaged dataspace declared 7·10^17 rows). Attributes irm cannot check this way are refused: those with a compound,
 /// enum, array or non-string variable-length type, or a shared (committed) datatype or dataspace,
 /// and attribute messages stored in the shared-message table. Attributes in dense storage (a
 /// fractal heap, used for more than 8 attributes in files with 1.8-format headers, or for values
@@ -24,8 +26,11 @@ enum HDF5ObjectHeader {
     /// At most this many bytes in one header chunk (libhdf5 keeps attributes over 64 KiB outside).
     static let largestChunk = 64 << 20
 
-    /// Checks the attribute messages of the object at file address `address`.
-    static func checkAttributes(at address: UInt64, file: HDF5File, object: String) throws {
+    /// The largest number of elements a dataset may declare (bytes at 8 per element within an Int).
+    static let largestElementCount: UInt64 = 1 << 60
+
+    /// Checks the messages of the object at file address `address`.
+    static func checkMessages(at address: UInt64, file: HDF5File, object: String) throws {
         let addressing = try file.addressing()
         let reader = try HDF5RawReader(file: file, object: object)
         func corrupt(_ message: String) -> HDF5Error {
@@ -63,6 +68,7 @@ enum HDF5ObjectHeader {
         var seen: Set<UInt64> = []
         var index = 0
         var attributeNumber = 0
+        var dataset = DatasetMessages()
         while index < chunks.count {
             let chunk = chunks[index]
             index += 1
@@ -118,12 +124,106 @@ enum HDF5ObjectHeader {
                                         message: "attribute \(attributeNumber) is stored in the file's shared-message table, which irm does not check; rewrite the file without shared attributes")
                     }
                     try checkAttributeMessage(Array(data), number: attributeNumber, addressing: addressing, file: file, object: object)
+                case 0x01:  // dataspace
+                    dataset.elements = try dataspaceElements(Array(data), addressing: addressing) { corrupt("its dataspace \($0)") }
+                    dataset.rank = Int(data[data.startIndex + 1])
+                case 0x03:  // datatype
+                    guard data.count >= 8 else { throw corrupt("its datatype message holds \(data.count) bytes") }
+                    dataset.width = HDF5RawReader.littleEndian(data[(data.startIndex + 4)..<(data.startIndex + 8)])
+                case 0x08:  // layout
+                    dataset.chunk = try chunkShape(Array(data), addressing: addressing) { corrupt("its layout message \($0)") }
                 default:
                     break
                 }
                 position = dataStart + size
             }
         }
+        try dataset.check(corrupt)
+    }
+
+    /// What a dataset's header declares, checked together once the header is read.
+    private struct DatasetMessages {
+        var elements: UInt64?
+        var rank: Int?
+        var width: UInt64?
+        var chunk: [UInt64]?
+
+        func check(_ corrupt: (String) -> HDF5Error) throws {
+            if let elements, let width {
+                let (bytes, overflow) = elements.multipliedReportingOverflow(by: max(width, 1))
+                guard !overflow, bytes <= UInt64(Int.max) else {
+                    throw corrupt("it declares \(elements) values of \(width) bytes, more than any file holds")
+                }
+            }
+            guard let chunk else { return }
+            // The layout lists one extent per dimension and then the element's width.
+            if let rank, chunk.count != rank + 1 {
+                throw corrupt("its chunks have \(chunk.count - 1) dimensions and its dataspace \(rank)")
+            }
+            var bytes: UInt64 = 1
+            for extent in chunk {
+                let (product, overflow) = bytes.multipliedReportingOverflow(by: extent)
+                guard !overflow, product < 1 << 32 else { throw corrupt("its chunk shape \(chunk.dropLast()) exceeds the 4 GiB HDF5 allows in one chunk") }
+                bytes = product
+            }
+        }
+    }
+
+    /// The number of elements a dataspace message declares.
+    static func dataspaceElements(_ space: [UInt8], addressing: HDF5File.Addressing, _ corrupt: (String) -> HDF5Error) throws -> UInt64 {
+        guard space.count >= 4 else { throw corrupt("holds \(space.count) bytes, too few") }
+        let version = Int(space[0]), rank = Int(space[1]), flags = space[2]
+        guard version == 1 || version == 2 else { throw corrupt("has version \(version), expected 1 or 2") }
+        guard rank <= 32 else { throw corrupt("has rank \(rank), more than HDF5's 32") }
+        let header = version == 1 ? 8 : 4
+        let extentBytes = rank * addressing.lengthSize * (flags & 0x01 != 0 ? 2 : 1)
+        guard header + extentBytes <= space.count else {
+            throw corrupt("of rank \(rank) needs \(header + extentBytes) bytes and holds \(space.count)")
+        }
+        if version == 2 && space[3] == 2 { return 0 }  // the null dataspace
+        var elements: UInt64 = 1
+        for dimension in 0..<rank {
+            let at = header + dimension * addressing.lengthSize
+            let extent = HDF5RawReader.littleEndian(space[at..<(at + addressing.lengthSize)])
+            let (product, overflow) = elements.multipliedReportingOverflow(by: extent)
+            guard !overflow, product <= largestElementCount else { throw corrupt("declares more elements than any file holds") }
+            elements = product
+        }
+        return elements
+    }
+
+    /// A chunked layout's extents (the last is the element's width), or nil for other layouts.
+    static func chunkShape(_ layout: [UInt8], addressing: HDF5File.Addressing, _ corrupt: (String) -> HDF5Error) throws -> [UInt64]? {
+        guard layout.count >= 2 else { throw corrupt("holds \(layout.count) bytes, too few") }
+        let version = Int(layout[0]), layoutClass = Int(layout[1])
+        guard version == 3 || version == 4 else {
+            throw corrupt("has version \(version); irm reads layout versions 3 and 4 (HDF5 1.6 and later)")
+        }
+        guard layoutClass == 2 else { return nil }
+        var position = 2
+        let dimensions: Int, extentBytes: Int
+        if version == 3 {
+            guard layout.count >= 3 else { throw corrupt("is cut short") }
+            dimensions = Int(layout[2])
+            position = 3 + addressing.offsetSize
+            extentBytes = 4
+        } else {
+            guard layout.count >= 5 else { throw corrupt("is cut short") }
+            dimensions = Int(layout[3])
+            extentBytes = Int(layout[4])
+            position = 5
+            guard (1...8).contains(extentBytes) else { throw corrupt("encodes chunk extents in \(extentBytes) bytes, expected 1 to 8") }
+        }
+        guard (2...33).contains(dimensions) else { throw corrupt("declares \(dimensions) chunk dimensions, expected 2 to 33") }
+        guard position + dimensions * extentBytes <= layout.count else { throw corrupt("holds fewer bytes than its \(dimensions) chunk extents need") }
+        var extents: [UInt64] = []
+        for dimension in 0..<dimensions {
+            let at = position + dimension * extentBytes
+            let extent = HDF5RawReader.littleEndian(layout[at..<(at + extentBytes)])
+            guard extent > 0 else { throw corrupt("declares a chunk extent of 0") }
+            extents.append(extent)
+        }
+        return extents
     }
 
     /// Checks that one attribute message holds its name, datatype, dataspace and value.
@@ -160,7 +260,7 @@ enum HDF5ObjectHeader {
         guard typeSize >= 8 else { throw corrupt("its datatype holds \(typeSize) bytes, too few for a datatype") }
         let type = m[typeStart..<(typeStart + typeSize)]
         let typeClass = Int(type[type.startIndex] & 0x0f)
-        var width = HDF5RawReader.littleEndian(type[(type.startIndex + 4)..<(type.startIndex + 8)])
+        let width = HDF5RawReader.littleEndian(type[(type.startIndex + 4)..<(type.startIndex + 8)])
         let propertyBytes: Int
         switch typeClass {
         case 0, 4: propertyBytes = 4          // fixed-point, bitfield: offset and precision
@@ -193,28 +293,8 @@ enum HDF5ObjectHeader {
         }
 
         // The dataspace: version, rank, flags, then the extents (and maxima, when flagged).
-        guard spaceSize >= 4 else { throw corrupt("its dataspace holds \(spaceSize) bytes, too few for a dataspace") }
         let space = Array(m[spaceStart..<(spaceStart + spaceSize)])
-        let spaceVersion = Int(space[0]), rank = Int(space[1]), spaceFlags = space[2]
-        guard spaceVersion == 1 || spaceVersion == 2 else { throw corrupt("its dataspace has version \(spaceVersion), expected 1 or 2") }
-        guard rank <= 32 else { throw corrupt("its dataspace has rank \(rank), more than HDF5's 32") }
-        let spaceHeader = spaceVersion == 1 ? 8 : 4
-        let extentBytes = rank * addressing.lengthSize * (spaceFlags & 0x01 != 0 ? 2 : 1)
-        guard spaceHeader + extentBytes <= spaceSize else {
-            throw corrupt("its dataspace of rank \(rank) needs \(spaceHeader + extentBytes) bytes and holds \(spaceSize)")
-        }
-        var elements: UInt64 = 1
-        if spaceVersion == 2 && space[3] == 2 {
-            elements = 0  // the null dataspace
-        } else {
-            for dimension in 0..<rank {
-                let at = spaceHeader + dimension * addressing.lengthSize
-                let extent = HDF5RawReader.littleEndian(space[at..<(at + addressing.lengthSize)])
-                let (product, overflow) = elements.multipliedReportingOverflow(by: extent)
-                guard !overflow else { throw corrupt("its dataspace declares more elements than any file holds") }
-                elements = product
-            }
-        }
+        let elements = try dataspaceElements(space, addressing: addressing) { corrupt("its dataspace \($0)") }
         let (valueBytes, overflow) = elements.multipliedReportingOverflow(by: width)
         guard !overflow, valueBytes <= UInt64(m.count - dataStart) else {
             throw corrupt("its value of \(elements) elements of \(width) bytes does not fit in its \(m.count)-byte message (\(m.count - dataStart) bytes left)")
@@ -226,14 +306,33 @@ extension HDF5AttributeHolder {
     /// Checks this object's attribute messages once (`HDF5ObjectHeader`), before any call that makes
     /// libhdf5 decode them.
     func checkAttributeMessages() throws {
-        guard let checks = file.attributeChecks else { return }
+        guard file.attributeChecks != nil else { return }
         var info = H5O_info_t()
         guard H5Oget_info2(objectID, &info, UInt32(H5O_INFO_BASIC)) >= 0 else {
             throw error("cannot read the object's header; the file may be corrupt")
         }
-        let address = UInt64(info.addr)
-        try checks.once(address) {
-            try HDF5ObjectHeader.checkAttributes(at: address, file: file, object: path)
+        try HDF5ObjectHeader.check(at: UInt64(info.addr), in: file, object: path)
+    }
+}
+
+extension HDF5ObjectHeader {
+    /// Checks the header at `address` once per file (a no-op in a file irm is writing).
+    static func check(at address: UInt64, in file: HDF5File, object: String) throws {
+        guard let checks = file.attributeChecks else { return }
+        try checks.once(address) { try checkMessages(at: address, file: file, object: object) }
+    }
+}
+
+extension HDF5Group {
+    /// Checks the header of the object the hard link `name` points at, before libhdf5 opens it.
+    func checkHeader(of name: String) throws {
+        guard file.attributeChecks != nil else { return }
+        var address: haddr_t = 0
+        switch irm_hard_link_address(id, name, &address) {
+        case 1: try HDF5ObjectHeader.check(at: UInt64(address), in: file, object: childPath(name))
+        case 0: return  // refused elsewhere (requireHardLink)
+        default:
+            throw HDF5Error(file: file.path, object: childPath(name), message: "cannot read the link", libraryDetail: HDF5Library.takeErrorDetail())
         }
     }
 }

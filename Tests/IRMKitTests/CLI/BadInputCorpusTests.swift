@@ -134,7 +134,8 @@ final class BadInputCorpusTests: XCTestCase {
                                ("checkpoint-dataspace-overflow.h5", "/tensors/transformer.wte.weight"), ("checkpoint-duplicate-tensor-link.h5", "/tensors"),
                                ("checkpoint-H5O-attribute-use-after-free.h5", "/: attribute 3: its name"),
                                ("checkpoint-H5O-attribute-overread.h5", "/provenance: attribute 1: its name"),
-                               ("checkpoint-H5A-vlen-width-overread.h5", "/: attribute 'architecture'")] {
+                               ("checkpoint-H5A-vlen-width-overread.h5", "/: attribute 'architecture'"),
+                               ("checkpoint-H5D-layout-chunk-dims.h5", "/config: its layout message")] {
             let fixture = Fixtures.path("fuzz/\(file)")
             add("fuzz: \(file)", score(fixture), [fixture, object, "corrupt"])
         }
