@@ -12,7 +12,7 @@ struct ScoringArguments: ParsableArguments {
     @Option(help: "Token rows per packed forward pass.")
     var batchTokens = ScoringOptions().tokensPerBatch
 
-    @Option(help: "Rows of the vocabulary head per GEMM; the logits held at once are rows × vocabulary floats.")
+    @Option(help: "Rows of the vocabulary head per tile: the head's weight is read once per this many rows, and each thread holds rows × 1024 logits.")
     var headRows = ScoringOptions().headRows
 
     @Flag(help: "Run every sample as its own sequence instead of sharing the work of identical prompts.")

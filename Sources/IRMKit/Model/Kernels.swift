@@ -125,6 +125,24 @@ enum Kernels {
         }
     }
 
+    /// `forEachTask`, also telling `body` which of the `min(ComputeThreads.count, tasks)` workers
+    /// runs the task (`0..<workers`), so that a task can use that worker's scratch space. No two
+    /// tasks run on one worker at once.
+    static func forEachTaskWithWorker(_ tasks: Int, _ body: (_ task: Int, _ worker: Int) -> Void) {
+        let workers = min(ComputeThreads.count, tasks)
+        guard workers > 1 else {
+            for t in 0..<tasks { body(t, 0) }
+            return
+        }
+        let queue = TaskQueue(count: tasks)
+        withoutActuallyEscaping(body) { body in
+            let work = UnsafeSendable(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                while let t = queue.next() { work.value(t, worker) }
+            }
+        }
+    }
+
     /// `output = input · Wᵀ (or W) + beta · output`, as a grid of tiles (`GEMMTiling`), each one
     /// single-threaded OpenBLAS sgemm, spread over the threads.
     ///

@@ -8,8 +8,8 @@ public struct ScoringOptions: Sendable, Equatable {
     public var tokensPerBatch: Int = 2048
     /// Compute a prompt's keys and values once and let every response to it continue from them.
     public var sharePrompts: Bool = true
-    /// Rows of the vocabulary head per GEMM; at most `headRows × vocabulary` logits exist at once
-    /// (per model).
+    /// Rows of the vocabulary head per tile (`VocabularyHead`): each head row is read once per
+    /// `headRows` rows, and at most `headRows × 1024` logits exist at once per model and thread.
     public var headRows: Int = 512
     /// Threads to compute on (`ComputeThreads`); `nil` leaves the current setting. Results do not
     /// depend on it.
@@ -35,7 +35,8 @@ public typealias ScoringProgress = (_ samplesDone: Int, _ tokensDone: Int) -> Vo
 /// - responses that share a prompt continue from the prompt's cached keys and values, so the
 ///   prompt is run once per model (preference pairs, generation audits);
 /// - the vocabulary head and the log-softmax run only at the rows that predict response tokens,
-///   in chunks of `headRows`, so the full logits tensor never exists.
+///   tile by tile, each tile's logits reduced while in cache (`VocabularyHead`), so no logits
+///   tensor exists beyond a tile.
 ///
 /// Conventions: the log-prob of token k of the sequence `prompt + response` is
 /// `log_softmax(logits[k-1])[ids[k]]` over the model's full output vocabulary. A response token at
@@ -64,9 +65,12 @@ public final class LogProbScorer {
         var caches = PromptCaches()
         for (index, batch) in plan.batches.enumerated() {
             let hidden = try runBatch(batch, plan: plan, model: model, caches: &caches)
-            evaluateHead(hidden: hidden, rows: batch.rows, model: model) { row, lse, logits in
+            let head = evaluateHead([(hidden, model)], rows: batch.rows)
+            var flat = 0
+            for (r, row) in batch.rows.enumerated() {
                 for target in row {
-                    tokens[target.sample][target.position] = Double(logits[Int(target.token)]) - lse
+                    tokens[target.sample][target.position] = Double(head.targetLogits[0][flat]) - head.logSumExp[0][r]
+                    flat += 1
                 }
             }
             try Self.requireFinite(batch.rows, samples, [("the log-prob", model.source, tokens)])
@@ -123,32 +127,17 @@ public final class LogProbScorer {
             let hiddenAfter = try runBatch(batch, plan: plan, model: after, caches: &afterCaches)
             let hiddenBefore = try beforeHidden.map { Self.gather($0, rows: batch.rows, width: beforeWidth) }
                 ?? runBatch(batch, plan: plan, model: before, caches: &beforeCaches)
-            let rowCount = batch.rows.count
-            var start = 0
-            while start < rowCount {
-                let count = min(options.headRows, rowCount - start)
-                let logitsAfter = headLogits(hiddenAfter, firstRow: start, rows: count, model: after)
-                let logitsBefore = headLogits(hiddenBefore, firstRow: start, rows: count, model: before)
-                let softmaxStart = profile != nil ? ComputeProfile.now() : 0
-                let results = ParallelMap.map(count: count) { r -> (lseA: Double, lseB: Double, kl: Double, extra: Double) in
-                    let a = logitsAfter.pointer + r * widthAfter, b = logitsBefore.pointer + r * widthBefore
-                    let (lseA, lseB, divergence) = Kernels.klDivergence(a, b, count: shared)
-                    let fullA = widthAfter > shared ? Kernels.logSumExp(a, count: widthAfter) : lseA
-                    let fullB = widthBefore > shared ? Kernels.logSumExp(b, count: widthBefore) : lseB
-                    return (fullA, fullB, divergence, widthAfter > shared ? -Foundation.expm1(lseA - fullA) : 0)
+            // The head of both models over the same tiles: the KL needs both logits of a column.
+            let head = evaluateHead([(hiddenAfter, after), (hiddenBefore, before)], rows: batch.rows)
+            var flat = 0
+            for (r, row) in batch.rows.enumerated() {
+                for target in row {
+                    afterTokens[target.sample][target.position] = Double(head.targetLogits[0][flat]) - head.logSumExp[0][r]
+                    beforeTokens[target.sample][target.position] = Double(head.targetLogits[1][flat]) - head.logSumExp[1][r]
+                    kl[target.sample][target.position] = head.kl[r]
+                    addedMass[target.sample][target.position] = head.addedMass[r]
+                    flat += 1
                 }
-                if let profile { profile.softmaxSeconds += ComputeProfile.now() - softmaxStart }
-                for r in 0..<count {
-                    let result = results[r]
-                    for target in batch.rows[start + r] {
-                        let t = Int(target.token)
-                        afterTokens[target.sample][target.position] = Double(logitsAfter.pointer[r * widthAfter + t]) - result.lseA
-                        beforeTokens[target.sample][target.position] = Double(logitsBefore.pointer[r * widthBefore + t]) - result.lseB
-                        kl[target.sample][target.position] = result.kl
-                        addedMass[target.sample][target.position] = result.extra
-                    }
-                }
-                start += count
             }
             try Self.requireFinite(batch.rows, samples, [
                 ("the log-prob", after.source, afterTokens), ("the log-prob", before.source, beforeTokens),
@@ -408,35 +397,25 @@ public final class LogProbScorer {
         return hidden
     }
 
-    private func headLogits(_ hidden: [Float], firstRow: Int, rows: Int, model: any TransformerModel) -> FloatBuffer {
-        let start = profile != nil ? ComputeProfile.now() : 0
-        let d = model.config.finalHiddenSize
-        let logits = FloatBuffer(count: rows * model.outputWidth)
-        hidden.withUnsafeBufferPointer { h in
-            Kernels.gemm(h.baseAddress! + firstRow * d, rows: rows, weight: model.outputHead, output: logits.pointer, beta: 0)
+    /// The vocabulary head fused with the log-softmax (`VocabularyHead`) over the rows of a batch:
+    /// one model, or `[after, before]` for the KL. Rows are tiled by `options.headRows`.
+    private func evaluateHead(_ models: [(hidden: [Float], model: any TransformerModel)], rows: [[ScoringPlan.Target]]) -> VocabularyHead.Results {
+        let targets = rows.map { $0.map(\.token) }
+        guard !rows.isEmpty else {
+            return VocabularyHead.Results(logSumExp: models.map { _ in [] }, targetLogits: models.map { _ in [] }, kl: [], addedMass: [])
         }
-        if let cap = model.config.finalLogitSoftCap { Kernels.softCap(logits.pointer, count: logits.count, cap: Float(cap)) }
-        if let profile {
-            profile.headSeconds += ComputeProfile.now() - start
-            profile.headFlops += 2 * Double(rows) * Double(d) * Double(model.outputWidth)
+        let tiling = Kernels.GEMMTiling(rows: options.headRows, columns: VocabularyHead.standardTiling.columns)
+        func side(_ hidden: UnsafeBufferPointer<Float>, _ model: any TransformerModel) -> VocabularyHead.Side {
+            VocabularyHead.Side(hidden: hidden.baseAddress!, weight: model.outputHead, softCap: model.config.finalLogitSoftCap.map { Float($0) })
         }
-        return logits
-    }
-
-    /// Applies the vocabulary head to `rows.count` hidden states in chunks and hands each row's
-    /// targets, log-sum-exp and logits to `body`.
-    private func evaluateHead(hidden: [Float], rows: [[ScoringPlan.Target]], model: any TransformerModel,
-                              _ body: ([ScoringPlan.Target], Double, UnsafePointer<Float>) -> Void) {
-        let width = model.outputWidth
-        var start = 0
-        while start < rows.count {
-            let count = min(options.headRows, rows.count - start)
-            let logits = headLogits(hidden, firstRow: start, rows: count, model: model)
-            let softmaxStart = profile != nil ? ComputeProfile.now() : 0
-            let lse = ParallelMap.map(count: count) { r in Kernels.logSumExp(logits.pointer + r * width, count: width) }
-            if let profile { profile.softmaxSeconds += ComputeProfile.now() - softmaxStart }
-            for r in 0..<count { body(rows[start + r], lse[r], logits.pointer + r * width) }
-            start += count
+        return models[0].hidden.withUnsafeBufferPointer { first in
+            guard models.count == 2 else {
+                return VocabularyHead.evaluate([side(first, models[0].model)], rows: rows.count, targets: targets, tiling: tiling, profile: profile)
+            }
+            return models[1].hidden.withUnsafeBufferPointer { second in
+                VocabularyHead.evaluate([side(first, models[0].model), side(second, models[1].model)], rows: rows.count, targets: targets,
+                                        tiling: tiling, profile: profile)
+            }
         }
     }
 }
