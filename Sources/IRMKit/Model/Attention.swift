@@ -29,6 +29,11 @@ struct AttentionGeometry: Sendable {
 /// visible keys in position order, and the output sums the values in position order. A token
 /// therefore gets bit-identical attention whether its sequence is scored alone, in a batch, or as a
 /// continuation of a cached prompt.
+///
+/// Queries run two at a time: each key panel is loaded once for both scores (`scorePair`) and each
+/// value row once for both outputs (`weighValuePair`), with each query's own chains unchanged, so
+/// that the single-query kernels (`scoreOne`, `weighValues`, used for a segment's unpaired last
+/// query) are the reference a test holds the pairs to, bit for bit, at every pairing.
 enum CausalAttention {
     static func run(qkv: FloatBuffer, batch: PackedBatch, layer: Int, geometry g: AttentionGeometry,
                     output: FloatBuffer, profile: ComputeProfile?) {
@@ -102,9 +107,8 @@ enum CausalAttention {
                         softCap(scores + lo, count: p - lo + 1, cap: cap)
                         softCap(otherScores + nextLo, count: p + 2 - nextLo, cap: cap)
                     }
-                    weighValues(position: p, first: lo, values: values, headDim: hd, scores: scores, output: out)
-                    weighValues(position: p + 1, first: nextLo, values: values, headDim: hd, scores: otherScores,
-                                output: out + g.qDim)
+                    weighValuePair(position: p, first: lo, otherFirst: nextLo, values: values, headDim: hd, scores: scores,
+                                   otherScores: otherScores, output: out, otherOutput: out + g.qDim)
                     i += 2
                 } else {
                     scoreOne(q, firstBlock: lo / 8, lastBlock: p / 8, panels: panels, headDim: hd, scale: g.scale, scores: scores)
@@ -209,26 +213,8 @@ enum CausalAttention {
     @inline(__always)
     private static func weighValues(position p: Int, first lo: Int, values: UnsafePointer<Float>, headDim hd: Int,
                                     scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        // Softmax over lo...p, in position order.
-        let count = p - lo + 1
-        let visible = scores + lo
-        let m = Kernels.maximum(visible, count)
-        var lanes = SIMD8<Float>()
-        var j = 0
-        while j + 8 <= count {
-            let e = Kernels.exp(Kernels.load8(visible + j) - SIMD8(repeating: m))
-            Kernels.store8(e, visible + j)
-            lanes += e
-            j += 8
-        }
-        var total = lanes.sum()
-        while j < count {
-            let e = Foundation.exp(visible[j] - m)
-            visible[j] = e
-            total += e
-            j += 1
-        }
-        let inverse = 1 / total
+        let inverse = exponentiate(scores + lo, count: p - lo + 1)
+        let visible = scores + lo, count = p - lo + 1
         // Output: Σ_j e_j v_j in position order, then normalised.
         let v = values + lo * hd
         var d = 0
@@ -258,6 +244,114 @@ enum CausalAttention {
             var acc: Float = 0
             for j in 0..<count { acc = acc.addingProduct(visible[j], v[j * hd + d]) }
             output[d] = acc * inverse
+            d += 1
+        }
+    }
+
+    /// `exp(s - max)` of `count` scores in place (the maximum over them, the exponentials in lanes
+    /// of eight and then one by one); returns 1 / their sum (lanes summed, then the tail in order).
+    @inline(__always)
+    private static func exponentiate(_ visible: UnsafeMutablePointer<Float>, count: Int) -> Float {
+        let m = Kernels.maximum(visible, count)
+        var lanes = SIMD8<Float>()
+        var j = 0
+        while j + 8 <= count {
+            let e = Kernels.exp(Kernels.load8(visible + j) - SIMD8(repeating: m))
+            Kernels.store8(e, visible + j)
+            lanes += e
+            j += 8
+        }
+        var total = lanes.sum()
+        while j < count {
+            let e = Foundation.exp(visible[j] - m)
+            visible[j] = e
+            total += e
+            j += 1
+        }
+        return 1 / total
+    }
+
+    /// `weighValues` for two consecutive queries (positions p and p + 1, whose first visible keys
+    /// are `lo` ≤ `otherFirst`), each value row loaded once for both. Each output element is the
+    /// same chain of fused multiply-adds, in position order, as `weighValues` computes for that
+    /// query alone, so the pair changes no bit: keys before `otherFirst` feed only the first query,
+    /// key p + 1 only the second.
+    @inline(__always)
+    private static func weighValuePair(position p: Int, first lo: Int, otherFirst: Int, values: UnsafePointer<Float>, headDim hd: Int,
+                                       scores: UnsafeMutablePointer<Float>, otherScores: UnsafeMutablePointer<Float>,
+                                       output: UnsafeMutablePointer<Float>, otherOutput: UnsafeMutablePointer<Float>) {
+        let inverse = exponentiate(scores + lo, count: p - lo + 1)
+        let otherInverse = exponentiate(otherScores + otherFirst, count: p + 2 - otherFirst)
+        let last = p + 1
+        var d = 0
+        while d + 32 <= hd {
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
+            var j = lo
+            while j < otherFirst {
+                let e = SIMD8<Float>(repeating: scores[j]), row = values + j * hd + d
+                a0 = a0.addingProduct(e, Kernels.load8(row))
+                a1 = a1.addingProduct(e, Kernels.load8(row + 8))
+                a2 = a2.addingProduct(e, Kernels.load8(row + 16))
+                a3 = a3.addingProduct(e, Kernels.load8(row + 24))
+                j += 1
+            }
+            while j <= p {
+                let e = SIMD8<Float>(repeating: scores[j]), f = SIMD8<Float>(repeating: otherScores[j]), row = values + j * hd + d
+                let v0 = Kernels.load8(row), v1 = Kernels.load8(row + 8), v2 = Kernels.load8(row + 16), v3 = Kernels.load8(row + 24)
+                a0 = a0.addingProduct(e, v0)
+                a1 = a1.addingProduct(e, v1)
+                a2 = a2.addingProduct(e, v2)
+                a3 = a3.addingProduct(e, v3)
+                c0 = c0.addingProduct(f, v0)
+                c1 = c1.addingProduct(f, v1)
+                c2 = c2.addingProduct(f, v2)
+                c3 = c3.addingProduct(f, v3)
+                j += 1
+            }
+            let f = SIMD8<Float>(repeating: otherScores[last]), row = values + last * hd + d
+            c0 = c0.addingProduct(f, Kernels.load8(row))
+            c1 = c1.addingProduct(f, Kernels.load8(row + 8))
+            c2 = c2.addingProduct(f, Kernels.load8(row + 16))
+            c3 = c3.addingProduct(f, Kernels.load8(row + 24))
+            Kernels.store8(a0 * inverse, output + d)
+            Kernels.store8(a1 * inverse, output + d + 8)
+            Kernels.store8(a2 * inverse, output + d + 16)
+            Kernels.store8(a3 * inverse, output + d + 24)
+            Kernels.store8(c0 * otherInverse, otherOutput + d)
+            Kernels.store8(c1 * otherInverse, otherOutput + d + 8)
+            Kernels.store8(c2 * otherInverse, otherOutput + d + 16)
+            Kernels.store8(c3 * otherInverse, otherOutput + d + 24)
+            d += 32
+        }
+        while d + 8 <= hd {
+            var a = SIMD8<Float>(), c = SIMD8<Float>()
+            var j = lo
+            while j < otherFirst { a = a.addingProduct(SIMD8(repeating: scores[j]), Kernels.load8(values + j * hd + d)); j += 1 }
+            while j <= p {
+                let row = Kernels.load8(values + j * hd + d)
+                a = a.addingProduct(SIMD8(repeating: scores[j]), row)
+                c = c.addingProduct(SIMD8(repeating: otherScores[j]), row)
+                j += 1
+            }
+            c = c.addingProduct(SIMD8(repeating: otherScores[last]), Kernels.load8(values + last * hd + d))
+            Kernels.store8(a * inverse, output + d)
+            Kernels.store8(c * otherInverse, otherOutput + d)
+            d += 8
+        }
+        while d < hd {
+            var a: Float = 0, c: Float = 0
+            var j = lo
+            while j < otherFirst { a = a.addingProduct(scores[j], values[j * hd + d]); j += 1 }
+            while j <= p {
+                let value = values[j * hd + d]
+                a = a.addingProduct(scores[j], value)
+                c = c.addingProduct(otherScores[j], value)
+                j += 1
+            }
+            c = c.addingProduct(otherScores[last], values[last * hd + d])
+            output[d] = a * inverse
+            otherOutput[d] = c * otherInverse
             d += 1
         }
     }

@@ -317,4 +317,28 @@ final class CausalAttentionTests: XCTestCase {
         let continued = try attend(Array(qkv[(split * g.qkvWidth)...]), geometry: g, config: cfg, segments: [(length - split, cache, false)]).output
         XCTAssertEqual(prefixRun.output + continued, alone, "prefix, then continuation from its cache")
     }
+
+    /// Queries run in pairs that share each key and value load; a query's output must not depend
+    /// on which query it is paired with. Continuing a cached prefix at every offset moves each
+    /// query between the first and second place of a pair, and to the unpaired last place, for head
+    /// widths that use every lane path (64: four vectors; 12: one vector and a scalar tail; 3:
+    /// scalars), windows shorter and longer than the pairs, grouped heads and a soft cap.
+    func testPairedQueriesGiveTheBitsOfQueriesRunAlone() throws {
+        for (heads, kvHeads, headDim, window, cap) in [(2, 1, 64, nil, nil), (4, 2, 12, 3, nil), (2, 2, 3, 1, nil), (4, 1, 40, 6, 3)]
+            as [(Int, Int, Int, Int?, Float?)] {
+            var g = AttentionGeometry(headCount: heads, kvHeadCount: kvHeads, headDim: headDim, scale: 0.4, window: window)
+            g.softCap = cap
+            let cfg = try config(heads: heads, kvHeads: kvHeads, headDim: headDim)
+            let length = 15
+            let qkv = random.floats(length * g.qkvWidth, scale: 2)
+            let alone = try attend(qkv, geometry: g, config: cfg, segments: [(length, nil, false)]).output
+            for split in 1..<length {
+                let prefixRun = try attend(Array(qkv[..<(split * g.qkvWidth)]), geometry: g, config: cfg, segments: [(split, nil, true)])
+                let cache = try XCTUnwrap(prefixRun.batch.recordedCaches[0])
+                let continued = try attend(Array(qkv[(split * g.qkvWidth)...]), geometry: g, config: cfg,
+                                           segments: [(length - split, cache, false)]).output
+                XCTAssertTrue(prefixRun.output + continued == alone, "head width \(headDim), window \(String(describing: window)), split at \(split)")
+            }
+        }
+    }
 }
