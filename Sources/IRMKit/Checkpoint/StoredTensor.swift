@@ -185,14 +185,22 @@ enum HalfPrecision {
     /// The first element whose magnitude pattern (`bits & 0x7FFF`) reaches `magnitudeLimit`: the
     /// all-ones exponent of NaN and infinity (0x7C00 for float16, 0x7F80 for bfloat16).
     static func firstNonFinite(_ source: UnsafeRawPointer, count: Int, magnitudeLimit: UInt16) -> Int? {
-        var worst = SIMD32<UInt16>(repeating: 0)
-        let mask = SIMD32<UInt16>(repeating: 0x7FFF)
+        // `magnitudeLimit` is the exponent field (all ones is inf or NaN). Four values per 64-bit
+        // word: t = (w & limit) ^ limit has a zero lane exactly where a value is not finite, and
+        // (t - 1) & ~t & 0x8000 per lane flags a zero lane (a borrow out of a zero lane can flag
+        // lanes above it too, but only when there is a zero lane). Plain integer arithmetic, which
+        // the compiler vectorises; `SIMD32<UInt16>` comparisons compiled to lane-by-lane spills,
+        // which made loading a half-precision model ten times slower than mapping it.
+        let limit = UInt64(magnitudeLimit) &* 0x0001_0001_0001_0001
+        let ones: UInt64 = 0x0001_0001_0001_0001, highs: UInt64 = 0x8000_8000_8000_8000
+        var flags: UInt64 = 0
         var i = 0
-        while i + 32 <= count {
-            worst = pointwiseMax(worst, source.loadUnaligned(fromByteOffset: i * 2, as: SIMD32<UInt16>.self) & mask)
-            i += 32
+        while i + 4 <= count {
+            let t = (source.loadUnaligned(fromByteOffset: i * 2, as: UInt64.self) & limit) ^ limit
+            flags |= (t &- ones) & ~t & highs
+            i += 4
         }
-        var largest = worst.max()
+        var largest: UInt16 = flags != 0 ? magnitudeLimit : 0
         while i < count {
             largest = max(largest, source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self) & 0x7FFF)
             i += 1

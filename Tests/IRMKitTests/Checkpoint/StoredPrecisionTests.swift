@@ -58,6 +58,39 @@ final class StoredPrecisionTests: XCTestCase {
         }
     }
 
+    /// The word-at-a-time scan against the plain definition (`isFinite` of the widened value): one
+    /// non-finite value at every position of every lane and of the tail, among finite values of
+    /// every exponent (a borrow between lanes must not flag a finite neighbour), and a random mix.
+    func testHalfPrecisionNonFiniteScanAgreesWithThePlainDefinitionAtEveryPosition() {
+        var random = SeededGenerator(seed: 99)
+        for (limit, widen) in [(UInt16(0x7C00), { (b: UInt16) in Float(Float16(bitPattern: b)) }),
+                               (0x7F80, { (b: UInt16) in BFloat16(bitPattern: b).floatValue })] as [(UInt16, (UInt16) -> Float)] {
+            let count = 37
+            func finite() -> UInt16 {
+                while true {
+                    let b = UInt16.random(in: 0...UInt16.max, using: &random)
+                    if widen(b).isFinite { return b }
+                }
+            }
+            func plain(_ v: [UInt16]) -> Int? { v.firstIndex { !widen($0).isFinite } }
+            func scan(_ v: [UInt16]) -> Int? { v.withUnsafeBytes { HalfPrecision.firstNonFinite($0.baseAddress!, count: v.count, magnitudeLimit: limit) } }
+            for _ in 0..<20 {
+                let clean = (0..<count).map { _ in finite() }
+                XCTAssertNil(scan(clean))
+                for position in 0..<count {
+                    for bad in [limit, limit | 0x8000, limit | 1, limit | 0x8000 | (limit ^ 0x7FFF)] {
+                        var values = clean
+                        values[position] = bad
+                        XCTAssertEqual(scan(values), position, "limit \(limit), \(bad) at \(position)")
+                        XCTAssertEqual(scan(Array(values[..<(position + 1)])), plain(Array(values[..<(position + 1)])))
+                    }
+                }
+                let mixed = (0..<count).map { _ in UInt16.random(in: 0...UInt16.max, using: &random) }
+                XCTAssertEqual(scan(mixed), plain(mixed))
+            }
+        }
+    }
+
     // MARK: Mapped models
 
     /// Every architecture in f32, f16 and bf16: `irm convert` writes contiguous tensors, a model
