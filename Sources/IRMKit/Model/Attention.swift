@@ -24,17 +24,26 @@ struct AttentionGeometry: Sendable {
 /// heads side by side. Each (sequence, KV head) pair is an independent unit of work, spread over
 /// `ComputeThreads.count` threads (`Kernels.forEachTask`).
 ///
-/// For every query the arithmetic depends only on that query, its position and the keys before it:
-/// each score is one fused multiply-add chain over the head dimensions, the softmax runs over the
-/// visible keys in position order, and the output sums the values in position order. A token
-/// therefore gets bit-identical attention whether its sequence is scored alone, in a batch, or as a
-/// continuation of a cached prompt.
-///
-/// Queries run two at a time: each key panel is loaded once for both scores (`scorePair`) and each
-/// value row once for both outputs (`weighValuePair`), with each query's own chains unchanged, so
-/// that the single-query kernels (`scoreOne`, `weighValues`, used for a segment's unpaired last
-/// query) are the reference a test holds the pairs to, bit for bit, at every pairing.
+/// Within a unit, each head's queries go in blocks of four consecutive positions: every key panel
+/// and every value row is loaded once per block and feeds the fused multiply-adds of all four
+/// queries. The blocking shares loads only. Each query's arithmetic depends on that query, its
+/// position and the keys it sees, never on the block it falls in: each score is one fused
+/// multiply-add chain over the head dimensions, the softmax runs over the visible keys in position
+/// order, and each output dimension is one fused multiply-add chain over the visible values in
+/// position order, then normalised. The queries of a block see different keys (causal, and the
+/// sliding window): their shared keys go through together, and each query takes the keys before
+/// and after those on its own, in the same chain. A token therefore gets bit-identical attention
+/// whether its sequence is scored alone, in a batch, or as a continuation of a cached prompt, and
+/// the same bits as `ReferenceKernels.attentionInKernelOrder`, the plain one-query-at-a-time
+/// version of this arithmetic.
 enum CausalAttention {
+    /// Queries per block. Four queries times two vectors of accumulators are eight independent
+    /// fused multiply-add chains, enough to cover the FMA latency, and leave room among AVX2's 16
+    /// vector registers for the shared loads and the broadcasts. The accumulators cover 16 head
+    /// dimensions (values) or 16 keys (scores) whatever the head width.
+    /// (`scoreBlock` and `weighValues` are written for four.)
+    static let queriesPerBlock = 4
+
     static func run(qkv: FloatBuffer, batch: PackedBatch, layer: Int, geometry g: AttentionGeometry,
                     output: FloatBuffer, profile: ComputeProfile?) {
         let start = profile != nil ? ComputeProfile.now() : 0
@@ -45,6 +54,17 @@ enum CausalAttention {
         }
         batch.record(layer: layer, qkv: qkv, qkvWidth: g.qkvWidth, keyOffset: g.qDim, valueOffset: g.qDim + g.kvDim)
         if let profile { profile.attentionSeconds += ComputeProfile.now() - start }
+    }
+
+    /// One query of a block: where its scores (then its softmax numerators) lie, indexed by key
+    /// position, the keys it sees (`first...last`), and where its output goes.
+    private struct Query {
+        let vector: UnsafePointer<Float>
+        let scores: UnsafeMutablePointer<Float>
+        let first: Int
+        let last: Int
+        let output: UnsafeMutablePointer<Float>
+        var inverseTotal: Float = 0
     }
 
     /// Keys are stored in panels of 8: `panel[b][d][lane]` holds dimension d of key 8b + lane, so
@@ -61,11 +81,11 @@ enum CausalAttention {
         let panels = UnsafeMutablePointer<Float>.allocate(capacity: blocks * hd * 8)
         panels.initialize(repeating: 0, count: blocks * hd * 8)
         let values = UnsafeMutablePointer<Float>.allocate(capacity: length * hd)
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: 2 * blocks * 8)
+        let scoreRows = UnsafeMutablePointer<Float>.allocate(capacity: queriesPerBlock * blocks * 8)
         defer {
             panels.deallocate()
             values.deallocate()
-            scores.deallocate()
+            scoreRows.deallocate()
         }
 
         func place(key: UnsafePointer<Float>, value: UnsafePointer<Float>, at j: Int) {
@@ -90,115 +110,93 @@ enum CausalAttention {
         }
 
         let group = g.headCount / g.kvHeadCount
-        let otherScores = scores + blocks * 8
         for h in (kvHead * group)..<((kvHead + 1) * group) {
-            // Queries two at a time: they share the key loads of the score computation.
             var i = 0
             while i < n {
-                let q = qkv.pointer + (rowStart + i) * g.qkvWidth + h * hd
-                let out = output.pointer + (rowStart + i) * g.qDim + h * hd
-                let p = prefixLength + i
-                let lo = g.window.map { max(0, p - $0 + 1) } ?? 0
-                if i + 1 < n {
-                    let nextLo = g.window.map { max(0, p + 1 - $0 + 1) } ?? 0
-                    scorePair(q, q + g.qkvWidth, firstBlock: lo / 8, lastBlock: (p + 1) / 8, panels: panels, headDim: hd,
-                              scale: g.scale, scores: scores, otherScores: otherScores)
-                    if let cap = g.softCap {
-                        softCap(scores + lo, count: p - lo + 1, cap: cap)
-                        softCap(otherScores + nextLo, count: p + 2 - nextLo, cap: cap)
-                    }
-                    weighValuePair(position: p, first: lo, otherFirst: nextLo, values: values, headDim: hd, scores: scores,
-                                   otherScores: otherScores, output: out, otherOutput: out + g.qDim)
-                    i += 2
-                } else {
-                    scoreOne(q, firstBlock: lo / 8, lastBlock: p / 8, panels: panels, headDim: hd, scale: g.scale, scores: scores)
-                    if let cap = g.softCap { softCap(scores + lo, count: p - lo + 1, cap: cap) }
-                    weighValues(position: p, first: lo, values: values, headDim: hd, scores: scores, output: out)
-                    i += 1
+                // A short last block repeats its last query: the repeat computes the same numbers
+                // into the same places.
+                let count = min(queriesPerBlock, n - i)
+                func query(_ k: Int) -> Query {
+                    let r = min(k, count - 1)
+                    let p = prefixLength + i + r
+                    return Query(vector: qkv.pointer + (rowStart + i + r) * g.qkvWidth + h * hd,
+                                 scores: scoreRows + r * blocks * 8,
+                                 first: g.window.map { max(0, p - $0 + 1) } ?? 0, last: p,
+                                 output: output.pointer + (rowStart + i + r) * g.qDim + h * hd)
                 }
+                var q0 = query(0), q1 = query(1), q2 = query(2), q3 = query(3)
+                scoreBlock(q0, q1, q2, q3, firstBlock: q0.first / 8, lastBlock: q3.last / 8, panels: panels,
+                           headDim: hd, scale: g.scale)
+                func normalise(_ q: inout Query) {
+                    let count = q.last - q.first + 1
+                    if let cap = g.softCap { softCap(q.scores + q.first, count: count, cap: cap) }
+                    q.inverseTotal = softmax(q.scores + q.first, count: count)
+                }
+                // In place, so each distinct query exactly once.
+                normalise(&q0)
+                if count > 1 { normalise(&q1) } else { q1 = q0 }
+                if count > 2 { normalise(&q2) } else { q2 = q1 }
+                if count > 3 { normalise(&q3) } else { q3 = q2 }
+                weighValues(q0, q1, q2, q3, values: values, headDim: hd)
+                i += count
             }
         }
     }
 
-    /// Scores of one query against key panels `firstBlock...lastBlock`:
-    /// `s_j = (Σ_d q_d k_jd) · scale`, one fused multiply-add chain per key, in dimension order.
-    /// Four panels at a time keep four independent chains in flight.
+    /// Scores of four queries against key panels `firstBlock...lastBlock`, each panel loaded once
+    /// for all four: `s_j = (Σ_d q_d k_jd) · scale`, one fused multiply-add chain per key, in
+    /// dimension order, stored at `scores[j]`. Keys that a query does not see get scores too,
+    /// which nothing reads.
     @inline(__always)
-    private static func scoreOne(_ q: UnsafePointer<Float>, firstBlock: Int, lastBlock: Int, panels: UnsafePointer<Float>,
-                                 headDim hd: Int, scale: Float, scores: UnsafeMutablePointer<Float>) {
+    private static func scoreBlock(_ q0: Query, _ q1: Query, _ q2: Query, _ q3: Query, firstBlock: Int, lastBlock: Int,
+                                   panels: UnsafePointer<Float>, headDim hd: Int, scale: Float) {
         let panelSize = hd * 8
+        let x0 = q0.vector, x1 = q1.vector, x2 = q2.vector, x3 = q3.vector
         var b = firstBlock
-        while b + 3 <= lastBlock {
-            let p0 = panels + b * panelSize, p1 = p0 + panelSize, p2 = p1 + panelSize, p3 = p2 + panelSize
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        while b + 1 <= lastBlock {
+            let p0 = panels + b * panelSize, p1 = p0 + panelSize
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), c0 = SIMD8<Float>(), c1 = SIMD8<Float>()
+            var e0 = SIMD8<Float>(), e1 = SIMD8<Float>(), f0 = SIMD8<Float>(), f1 = SIMD8<Float>()
             for d in 0..<hd {
-                let qd = SIMD8<Float>(repeating: q[d])
-                a0 = a0.addingProduct(qd, Kernels.load8(p0 + d * 8))
-                a1 = a1.addingProduct(qd, Kernels.load8(p1 + d * 8))
-                a2 = a2.addingProduct(qd, Kernels.load8(p2 + d * 8))
-                a3 = a3.addingProduct(qd, Kernels.load8(p3 + d * 8))
-            }
-            Kernels.store8(a0 * scale, scores + b * 8)
-            Kernels.store8(a1 * scale, scores + b * 8 + 8)
-            Kernels.store8(a2 * scale, scores + b * 8 + 16)
-            Kernels.store8(a3 * scale, scores + b * 8 + 24)
-            b += 4
-        }
-        while b <= lastBlock {
-            let panel = panels + b * panelSize
-            var acc = SIMD8<Float>()
-            for d in 0..<hd { acc = acc.addingProduct(SIMD8(repeating: q[d]), Kernels.load8(panel + d * 8)) }
-            Kernels.store8(acc * scale, scores + b * 8)
-            b += 1
-        }
-    }
-
-    /// `scoreOne` for two queries at once, each key panel loaded once for both. Each score is the
-    /// same chain as `scoreOne` computes.
-    @inline(__always)
-    private static func scorePair(_ q: UnsafePointer<Float>, _ r: UnsafePointer<Float>, firstBlock: Int, lastBlock: Int,
-                                  panels: UnsafePointer<Float>, headDim hd: Int, scale: Float,
-                                  scores: UnsafeMutablePointer<Float>, otherScores: UnsafeMutablePointer<Float>) {
-        let panelSize = hd * 8
-        var b = firstBlock
-        while b + 3 <= lastBlock {
-            let p0 = panels + b * panelSize, p1 = p0 + panelSize, p2 = p1 + panelSize, p3 = p2 + panelSize
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
-            for d in 0..<hd {
-                let qd = SIMD8<Float>(repeating: q[d]), rd = SIMD8<Float>(repeating: r[d])
                 let k0 = Kernels.load8(p0 + d * 8), k1 = Kernels.load8(p1 + d * 8)
-                let k2 = Kernels.load8(p2 + d * 8), k3 = Kernels.load8(p3 + d * 8)
-                a0 = a0.addingProduct(qd, k0)
-                a1 = a1.addingProduct(qd, k1)
-                a2 = a2.addingProduct(qd, k2)
-                a3 = a3.addingProduct(qd, k3)
-                c0 = c0.addingProduct(rd, k0)
-                c1 = c1.addingProduct(rd, k1)
-                c2 = c2.addingProduct(rd, k2)
-                c3 = c3.addingProduct(rd, k3)
+                let y0 = SIMD8<Float>(repeating: x0[d])
+                a0 = a0.addingProduct(y0, k0)
+                a1 = a1.addingProduct(y0, k1)
+                let y1 = SIMD8<Float>(repeating: x1[d])
+                c0 = c0.addingProduct(y1, k0)
+                c1 = c1.addingProduct(y1, k1)
+                let y2 = SIMD8<Float>(repeating: x2[d])
+                e0 = e0.addingProduct(y2, k0)
+                e1 = e1.addingProduct(y2, k1)
+                let y3 = SIMD8<Float>(repeating: x3[d])
+                f0 = f0.addingProduct(y3, k0)
+                f1 = f1.addingProduct(y3, k1)
             }
-            Kernels.store8(a0 * scale, scores + b * 8)
-            Kernels.store8(a1 * scale, scores + b * 8 + 8)
-            Kernels.store8(a2 * scale, scores + b * 8 + 16)
-            Kernels.store8(a3 * scale, scores + b * 8 + 24)
-            Kernels.store8(c0 * scale, otherScores + b * 8)
-            Kernels.store8(c1 * scale, otherScores + b * 8 + 8)
-            Kernels.store8(c2 * scale, otherScores + b * 8 + 16)
-            Kernels.store8(c3 * scale, otherScores + b * 8 + 24)
-            b += 4
+            let at = b * 8
+            Kernels.store8(a0 * scale, q0.scores + at)
+            Kernels.store8(a1 * scale, q0.scores + at + 8)
+            Kernels.store8(c0 * scale, q1.scores + at)
+            Kernels.store8(c1 * scale, q1.scores + at + 8)
+            Kernels.store8(e0 * scale, q2.scores + at)
+            Kernels.store8(e1 * scale, q2.scores + at + 8)
+            Kernels.store8(f0 * scale, q3.scores + at)
+            Kernels.store8(f1 * scale, q3.scores + at + 8)
+            b += 2
         }
-        while b <= lastBlock {
+        if b == lastBlock {
             let panel = panels + b * panelSize
-            var a = SIMD8<Float>(), c = SIMD8<Float>()
+            var a = SIMD8<Float>(), c = SIMD8<Float>(), e = SIMD8<Float>(), f = SIMD8<Float>()
             for d in 0..<hd {
                 let k = Kernels.load8(panel + d * 8)
-                a = a.addingProduct(SIMD8(repeating: q[d]), k)
-                c = c.addingProduct(SIMD8(repeating: r[d]), k)
+                a = a.addingProduct(SIMD8(repeating: x0[d]), k)
+                c = c.addingProduct(SIMD8(repeating: x1[d]), k)
+                e = e.addingProduct(SIMD8(repeating: x2[d]), k)
+                f = f.addingProduct(SIMD8(repeating: x3[d]), k)
             }
-            Kernels.store8(a * scale, scores + b * 8)
-            Kernels.store8(c * scale, otherScores + b * 8)
-            b += 1
+            Kernels.store8(a * scale, q0.scores + b * 8)
+            Kernels.store8(c * scale, q1.scores + b * 8)
+            Kernels.store8(e * scale, q2.scores + b * 8)
+            Kernels.store8(f * scale, q3.scores + b * 8)
         }
     }
 
@@ -208,50 +206,11 @@ enum CausalAttention {
         for j in 0..<count { scores[j] = cap * Foundation.tanh(scores[j] / cap) }
     }
 
-    /// Softmax of the scores of keys `first...position` (in position order), then the weighted sum
-    /// of their values (in position order), normalised at the end.
+    /// Replaces `count` scores by their softmax numerators `e_j = exp(s_j - max s)` and returns
+    /// `1/Σ e_j`. The sum runs in eight lanes over the scores in order, then the lanes, then the
+    /// tail: its grouping depends on `count` only.
     @inline(__always)
-    private static func weighValues(position p: Int, first lo: Int, values: UnsafePointer<Float>, headDim hd: Int,
-                                    scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        let inverse = exponentiate(scores + lo, count: p - lo + 1)
-        let visible = scores + lo, count = p - lo + 1
-        // Output: Σ_j e_j v_j in position order, then normalised.
-        let v = values + lo * hd
-        var d = 0
-        while d + 32 <= hd {
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            for j in 0..<count {
-                let e = SIMD8<Float>(repeating: visible[j])
-                let row = v + j * hd + d
-                a0 = a0.addingProduct(e, Kernels.load8(row))
-                a1 = a1.addingProduct(e, Kernels.load8(row + 8))
-                a2 = a2.addingProduct(e, Kernels.load8(row + 16))
-                a3 = a3.addingProduct(e, Kernels.load8(row + 24))
-            }
-            Kernels.store8(a0 * inverse, output + d)
-            Kernels.store8(a1 * inverse, output + d + 8)
-            Kernels.store8(a2 * inverse, output + d + 16)
-            Kernels.store8(a3 * inverse, output + d + 24)
-            d += 32
-        }
-        while d + 8 <= hd {
-            var acc = SIMD8<Float>()
-            for j in 0..<count { acc = acc.addingProduct(SIMD8(repeating: visible[j]), Kernels.load8(v + j * hd + d)) }
-            Kernels.store8(acc * inverse, output + d)
-            d += 8
-        }
-        while d < hd {
-            var acc: Float = 0
-            for j in 0..<count { acc = acc.addingProduct(visible[j], v[j * hd + d]) }
-            output[d] = acc * inverse
-            d += 1
-        }
-    }
-
-    /// `exp(s - max)` of `count` scores in place (the maximum over them, the exponentials in lanes
-    /// of eight and then one by one); returns 1 / their sum (lanes summed, then the tail in order).
-    @inline(__always)
-    private static func exponentiate(_ visible: UnsafeMutablePointer<Float>, count: Int) -> Float {
+    private static func softmax(_ visible: UnsafeMutablePointer<Float>, count: Int) -> Float {
         let m = Kernels.maximum(visible, count)
         var lanes = SIMD8<Float>()
         var j = 0
@@ -271,87 +230,116 @@ enum CausalAttention {
         return 1 / total
     }
 
-    /// `weighValues` for two consecutive queries (positions p and p + 1, whose first visible keys
-    /// are `lo` ≤ `otherFirst`), each value row loaded once for both. Each output element is the
-    /// same chain of fused multiply-adds, in position order, as `weighValues` computes for that
-    /// query alone, so the pair changes no bit: keys before `otherFirst` feed only the first query,
-    /// key p + 1 only the second.
+    /// `out_d = (Σ_j e_j v_jd) · inverseTotal` for four queries, each sum one fused multiply-add
+    /// chain over the query's keys `first...last` in position order. Keys that all four see go
+    /// through together, each value row loaded once for the four. The keys before those (sliding
+    /// window) and after them (causal) each query takes on its own, before and after, so that its
+    /// chain keeps its order.
     @inline(__always)
-    private static func weighValuePair(position p: Int, first lo: Int, otherFirst: Int, values: UnsafePointer<Float>, headDim hd: Int,
-                                       scores: UnsafeMutablePointer<Float>, otherScores: UnsafeMutablePointer<Float>,
-                                       output: UnsafeMutablePointer<Float>, otherOutput: UnsafeMutablePointer<Float>) {
-        let inverse = exponentiate(scores + lo, count: p - lo + 1)
-        let otherInverse = exponentiate(otherScores + otherFirst, count: p + 2 - otherFirst)
-        let last = p + 1
+    private static func weighValues(_ q0: Query, _ q1: Query, _ q2: Query, _ q3: Query, values: UnsafePointer<Float>,
+                                    headDim hd: Int) {
+        let shared = max(max(q0.first, q1.first), max(q2.first, q3.first))
+        let sharedLast = min(min(q0.last, q1.last), min(q2.last, q3.last))
+        guard shared <= sharedLast else {
+            // A window narrower than the block: no key common to all four.
+            weighValues(q0, values: values, headDim: hd)
+            weighValues(q1, values: values, headDim: hd)
+            weighValues(q2, values: values, headDim: hd)
+            weighValues(q3, values: values, headDim: hd)
+            return
+        }
+        let w0 = q0.scores, w1 = q1.scores, w2 = q2.scores, w3 = q3.scores
         var d = 0
+        while d + 16 <= hd {
+            let v = values + d
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), c0 = SIMD8<Float>(), c1 = SIMD8<Float>()
+            var e0 = SIMD8<Float>(), e1 = SIMD8<Float>(), f0 = SIMD8<Float>(), f1 = SIMD8<Float>()
+            accumulate(&a0, &a1, weights: w0, keys: q0.first..<shared, values: v, headDim: hd)
+            accumulate(&c0, &c1, weights: w1, keys: q1.first..<shared, values: v, headDim: hd)
+            accumulate(&e0, &e1, weights: w2, keys: q2.first..<shared, values: v, headDim: hd)
+            accumulate(&f0, &f1, weights: w3, keys: q3.first..<shared, values: v, headDim: hd)
+            for j in shared...sharedLast {
+                let row = v + j * hd
+                let r0 = Kernels.load8(row), r1 = Kernels.load8(row + 8)
+                let y0 = SIMD8<Float>(repeating: w0[j])
+                a0 = a0.addingProduct(y0, r0)
+                a1 = a1.addingProduct(y0, r1)
+                let y1 = SIMD8<Float>(repeating: w1[j])
+                c0 = c0.addingProduct(y1, r0)
+                c1 = c1.addingProduct(y1, r1)
+                let y2 = SIMD8<Float>(repeating: w2[j])
+                e0 = e0.addingProduct(y2, r0)
+                e1 = e1.addingProduct(y2, r1)
+                let y3 = SIMD8<Float>(repeating: w3[j])
+                f0 = f0.addingProduct(y3, r0)
+                f1 = f1.addingProduct(y3, r1)
+            }
+            accumulate(&a0, &a1, weights: w0, keys: (sharedLast + 1)..<(q0.last + 1), values: v, headDim: hd)
+            accumulate(&c0, &c1, weights: w1, keys: (sharedLast + 1)..<(q1.last + 1), values: v, headDim: hd)
+            accumulate(&e0, &e1, weights: w2, keys: (sharedLast + 1)..<(q2.last + 1), values: v, headDim: hd)
+            accumulate(&f0, &f1, weights: w3, keys: (sharedLast + 1)..<(q3.last + 1), values: v, headDim: hd)
+            Kernels.store8(a0 * q0.inverseTotal, q0.output + d)
+            Kernels.store8(a1 * q0.inverseTotal, q0.output + d + 8)
+            Kernels.store8(c0 * q1.inverseTotal, q1.output + d)
+            Kernels.store8(c1 * q1.inverseTotal, q1.output + d + 8)
+            Kernels.store8(e0 * q2.inverseTotal, q2.output + d)
+            Kernels.store8(e1 * q2.inverseTotal, q2.output + d + 8)
+            Kernels.store8(f0 * q3.inverseTotal, q3.output + d)
+            Kernels.store8(f1 * q3.inverseTotal, q3.output + d + 8)
+            d += 16
+        }
+        if d < hd {
+            // The last head dimensions (head widths that are not a multiple of 16), one query at a time.
+            weighValues(q0, values: values, headDim: hd, from: d)
+            weighValues(q1, values: values, headDim: hd, from: d)
+            weighValues(q2, values: values, headDim: hd, from: d)
+            weighValues(q3, values: values, headDim: hd, from: d)
+        }
+    }
+
+    /// Adds `e_j v_j` for keys `keys`, in order, to the two accumulators of one query's 16 dimensions.
+    @inline(__always)
+    private static func accumulate(_ a0: inout SIMD8<Float>, _ a1: inout SIMD8<Float>, weights: UnsafePointer<Float>,
+                                   keys: Range<Int>, values v: UnsafePointer<Float>, headDim hd: Int) {
+        for j in keys {
+            let y = SIMD8<Float>(repeating: weights[j])
+            a0 = a0.addingProduct(y, Kernels.load8(v + j * hd))
+            a1 = a1.addingProduct(y, Kernels.load8(v + j * hd + 8))
+        }
+    }
+
+    /// `weighValues` of one query on its own, over head dimensions `from..<headDim`: the same
+    /// chains.
+    private static func weighValues(_ q: Query, values: UnsafePointer<Float>, headDim hd: Int, from: Int = 0) {
+        let w = q.scores
+        var d = from
         while d + 32 <= hd {
+            let v = values + d
             var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
-            var j = lo
-            while j < otherFirst {
-                let e = SIMD8<Float>(repeating: scores[j]), row = values + j * hd + d
-                a0 = a0.addingProduct(e, Kernels.load8(row))
-                a1 = a1.addingProduct(e, Kernels.load8(row + 8))
-                a2 = a2.addingProduct(e, Kernels.load8(row + 16))
-                a3 = a3.addingProduct(e, Kernels.load8(row + 24))
-                j += 1
+            for j in q.first...q.last {
+                let y = SIMD8<Float>(repeating: w[j])
+                let row = v + j * hd
+                a0 = a0.addingProduct(y, Kernels.load8(row))
+                a1 = a1.addingProduct(y, Kernels.load8(row + 8))
+                a2 = a2.addingProduct(y, Kernels.load8(row + 16))
+                a3 = a3.addingProduct(y, Kernels.load8(row + 24))
             }
-            while j <= p {
-                let e = SIMD8<Float>(repeating: scores[j]), f = SIMD8<Float>(repeating: otherScores[j]), row = values + j * hd + d
-                let v0 = Kernels.load8(row), v1 = Kernels.load8(row + 8), v2 = Kernels.load8(row + 16), v3 = Kernels.load8(row + 24)
-                a0 = a0.addingProduct(e, v0)
-                a1 = a1.addingProduct(e, v1)
-                a2 = a2.addingProduct(e, v2)
-                a3 = a3.addingProduct(e, v3)
-                c0 = c0.addingProduct(f, v0)
-                c1 = c1.addingProduct(f, v1)
-                c2 = c2.addingProduct(f, v2)
-                c3 = c3.addingProduct(f, v3)
-                j += 1
-            }
-            let f = SIMD8<Float>(repeating: otherScores[last]), row = values + last * hd + d
-            c0 = c0.addingProduct(f, Kernels.load8(row))
-            c1 = c1.addingProduct(f, Kernels.load8(row + 8))
-            c2 = c2.addingProduct(f, Kernels.load8(row + 16))
-            c3 = c3.addingProduct(f, Kernels.load8(row + 24))
-            Kernels.store8(a0 * inverse, output + d)
-            Kernels.store8(a1 * inverse, output + d + 8)
-            Kernels.store8(a2 * inverse, output + d + 16)
-            Kernels.store8(a3 * inverse, output + d + 24)
-            Kernels.store8(c0 * otherInverse, otherOutput + d)
-            Kernels.store8(c1 * otherInverse, otherOutput + d + 8)
-            Kernels.store8(c2 * otherInverse, otherOutput + d + 16)
-            Kernels.store8(c3 * otherInverse, otherOutput + d + 24)
+            Kernels.store8(a0 * q.inverseTotal, q.output + d)
+            Kernels.store8(a1 * q.inverseTotal, q.output + d + 8)
+            Kernels.store8(a2 * q.inverseTotal, q.output + d + 16)
+            Kernels.store8(a3 * q.inverseTotal, q.output + d + 24)
             d += 32
         }
         while d + 8 <= hd {
-            var a = SIMD8<Float>(), c = SIMD8<Float>()
-            var j = lo
-            while j < otherFirst { a = a.addingProduct(SIMD8(repeating: scores[j]), Kernels.load8(values + j * hd + d)); j += 1 }
-            while j <= p {
-                let row = Kernels.load8(values + j * hd + d)
-                a = a.addingProduct(SIMD8(repeating: scores[j]), row)
-                c = c.addingProduct(SIMD8(repeating: otherScores[j]), row)
-                j += 1
-            }
-            c = c.addingProduct(SIMD8(repeating: otherScores[last]), Kernels.load8(values + last * hd + d))
-            Kernels.store8(a * inverse, output + d)
-            Kernels.store8(c * otherInverse, otherOutput + d)
+            var acc = SIMD8<Float>()
+            for j in q.first...q.last { acc = acc.addingProduct(SIMD8(repeating: w[j]), Kernels.load8(values + j * hd + d)) }
+            Kernels.store8(acc * q.inverseTotal, q.output + d)
             d += 8
         }
         while d < hd {
-            var a: Float = 0, c: Float = 0
-            var j = lo
-            while j < otherFirst { a = a.addingProduct(scores[j], values[j * hd + d]); j += 1 }
-            while j <= p {
-                let value = values[j * hd + d]
-                a = a.addingProduct(scores[j], value)
-                c = c.addingProduct(otherScores[j], value)
-                j += 1
-            }
-            c = c.addingProduct(otherScores[last], values[last * hd + d])
-            output[d] = a * inverse
-            otherOutput[d] = c * otherInverse
+            var acc: Float = 0
+            for j in q.first...q.last { acc = acc.addingProduct(w[j], values[j * hd + d]) }
+            q.output[d] = acc * q.inverseTotal
             d += 1
         }
     }

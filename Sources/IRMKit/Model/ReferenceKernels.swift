@@ -1,7 +1,8 @@
 import Foundation
 
 /// Plain, loop-by-loop versions of the kernels in `Kernels` and `CausalAttention`, computed in
-/// Double from the formulas, for the tests to compare the fast versions with. Nothing in the
+/// Double from the formulas, for the tests to compare the fast versions with (and, for attention,
+/// also in the fast kernel's own float32 order, which it must match bit for bit). Nothing in the
 /// forward pass calls them.
 public enum ReferenceKernels {
     /// `y[r][o] = Σ_i x[r][i] W[o][i] + b[o]`, W stored `[out, in]`.
@@ -110,6 +111,61 @@ public enum ReferenceKernels {
                         acc += weights[offset] * Double(v[j * kvHeadCount * headDim + kvh * headDim + d])
                     }
                     out[i * headCount * headDim + h * headDim + d] = acc / total
+                }
+            }
+        }
+        return out
+    }
+
+    /// `attention` in the float32 arithmetic of `CausalAttention`, written plainly, one query and
+    /// one output dimension at a time: each score a fused multiply-add chain over the dimensions
+    /// then scaled (then soft-capped), the softmax numerators `Kernels.exp` of eight scores at a
+    /// time from the first visible key, summed in eight lanes, then the lanes (`SIMD8.sum`), then
+    /// the tail with `Foundation.exp`, and each output a fused multiply-add chain over the visible
+    /// keys in order, times `1/Σ`. The fast kernel must give these bits exactly. Same layout as
+    /// `attention`.
+    public static func attentionInKernelOrder(q: [Float], k: [Float], v: [Float], length: Int, headCount: Int,
+                                              kvHeadCount: Int, headDim: Int, scale: Float, window: Int?,
+                                              softCap: Float? = nil) -> [Float] {
+        var out = [Float](repeating: 0, count: length * headCount * headDim)
+        let group = headCount / kvHeadCount
+        let qWidth = headCount * headDim, kvWidth = kvHeadCount * headDim
+        for h in 0..<headCount {
+            let kvh = h / group
+            for i in 0..<length {
+                let lo = window.map { max(0, i - $0 + 1) } ?? 0
+                var scores: [Float] = []
+                for j in lo...i {
+                    var dot: Float = 0
+                    for d in 0..<headDim {
+                        dot = dot.addingProduct(q[i * qWidth + h * headDim + d], k[j * kvWidth + kvh * headDim + d])
+                    }
+                    let scaled = dot * scale
+                    scores.append(softCap.map { $0 * Foundation.tanh(scaled / $0) } ?? scaled)
+                }
+                let m = scores.max()!
+                var weights = [Float](repeating: 0, count: scores.count)
+                var lanes = SIMD8<Float>()
+                var j = 0
+                while j + 8 <= scores.count {
+                    let e = Kernels.exp(SIMD8((0..<8).map { scores[j + $0] - m }))
+                    for lane in 0..<8 { weights[j + lane] = e[lane] }
+                    lanes += e
+                    j += 8
+                }
+                var total = lanes.sum()
+                while j < scores.count {
+                    weights[j] = Foundation.exp(scores[j] - m)
+                    total += weights[j]
+                    j += 1
+                }
+                let inverse = 1 / total
+                for d in 0..<headDim {
+                    var acc: Float = 0
+                    for (offset, j) in (lo...i).enumerated() {
+                        acc = acc.addingProduct(weights[offset], v[j * kvWidth + kvh * headDim + d])
+                    }
+                    out[i * qWidth + h * headDim + d] = acc * inverse
                 }
             }
         }

@@ -280,7 +280,7 @@ final class CausalAttentionTests: XCTestCase {
         }
     }
 
-    /// Gemma 2's soft-capped scores, with and without a window, one query at a time and in pairs.
+    /// Gemma 2's soft-capped scores, with and without a window, in full and short query blocks.
     func testSoftCappedScoresMatchTheReference() throws {
         for (heads, kvHeads, headDim, window, length) in [(4, 2, 16, 8, 45), (2, 1, 8, nil, 44), (4, 4, 12, 3, 9)] as [(Int, Int, Int, Int?, Int)] {
             var g = AttentionGeometry(headCount: heads, kvHeadCount: kvHeads, headDim: headDim, scale: 0.6, window: window)
@@ -318,12 +318,12 @@ final class CausalAttentionTests: XCTestCase {
         XCTAssertEqual(prefixRun.output + continued, alone, "prefix, then continuation from its cache")
     }
 
-    /// Queries run in pairs that share each key and value load; a query's output must not depend
-    /// on which query it is paired with. Continuing a cached prefix at every offset moves each
-    /// query between the first and second place of a pair, and to the unpaired last place, for head
-    /// widths that use every lane path (64: four vectors; 12: one vector and a scalar tail; 3:
-    /// scalars), windows shorter and longer than the pairs, grouped heads and a soft cap.
-    func testPairedQueriesGiveTheBitsOfQueriesRunAlone() throws {
+    /// Queries run in blocks of four that share each key and value load; a query's output must not
+    /// depend on which queries share its block. Continuing a cached prefix at every offset moves
+    /// each query through every place of a block, and into short last blocks, for head widths that
+    /// use every lane path (64: 16-dimension blocks; 12 and 40: a one-query tail of one vector and
+    /// scalars; 3: scalars), windows shorter and longer than the blocks, grouped heads and a soft cap.
+    func testBlockedQueriesGiveTheBitsOfQueriesRunAlone() throws {
         for (heads, kvHeads, headDim, window, cap) in [(2, 1, 64, nil, nil), (4, 2, 12, 3, nil), (2, 2, 3, 1, nil), (4, 1, 40, 6, 3)]
             as [(Int, Int, Int, Int?, Float?)] {
             var g = AttentionGeometry(headCount: heads, kvHeadCount: kvHeads, headDim: headDim, scale: 0.4, window: window)
