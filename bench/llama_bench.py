@@ -215,14 +215,15 @@ def llama_perplexity(a, binaries, gguf, text):
     stdout, stderr, wall, rss = run(command)
     log = stdout + stderr
     ppl = float(re.search(r"Final estimate: PPL = ([\d.]+)", log).group(1))
-    # Scoring time: from the log line that starts the chunks to the final estimate, by the log's own
-    # timestamps (minutes.seconds.milliseconds.microseconds since start); tokenisation and model
-    # loading come before it.
+    # Scoring time: the process after the log line that starts the chunks (its timestamp:
+    # minutes.seconds.milliseconds.microseconds since start); tokenisation and model loading come
+    # before it.
     def stamp(pattern):
         m, sec, ms, us = re.search(r"^(\d+)\.(\d+)\.(\d+)\.(\d+) . .*" + pattern, log, re.M).groups()
         return int(m) * 60 + int(sec) + int(ms) / 1e3 + int(us) / 1e6
     chunks = int(re.search(r"calculating perplexity over (\d+) chunks", log).group(1))
-    seconds = stamp("Final estimate") - stamp("calculating perplexity over")
+    # (the "Final estimate" stamp read back too early on a 16-chunk run: take the rest of the process)
+    seconds = wall - stamp("calculating perplexity over")
     return {"scoring": seconds, "wall": wall, "rss": rss, "ppl": ppl, "scored": chunks * (a.ctx - a.ctx // 2 - 1)}
 
 
