@@ -490,6 +490,23 @@ enum Kernels {
     static func logSumExp(_ x: UnsafePointer<Float>, count: Int) -> Double {
         let m = maximum(x, count)
         guard m.isFinite else { return Double(m) }
+        return Double(m) + Foundation.log(sumExp(x, count: count, shift: m))
+    }
+
+    /// Per-row results of comparing two distributions given by logits `a` (after) and `b` (before):
+    /// the log-sum-exps and `KL(a ‖ b) = Σ p_a (log p_a - log p_b)`.
+    static func klDivergence(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> (lseA: Double, lseB: Double, kl: Double) {
+        let lseA = logSumExp(a, count: count), lseB = logSumExp(b, count: count)
+        // KL = Σ p_a (a - b) - (lseA - lseB), with Σ p_a = 1.
+        let weighted = weightedDifference(a, b, count: count, shift: Float(lseA))
+        return (lseA, lseB, weighted - (lseA - lseB))
+    }
+
+    /// `Σ exp(x_i - shift)`: the exponentials summed in float32 lanes of 512 elements, the lane
+    /// sums in Double. NaN for a shift of +∞ or NaN (overflowed logits), 0 for -∞.
+    @inline(__always)
+    static func sumExp(_ x: UnsafePointer<Float>, count: Int, shift m: Float) -> Double {
+        guard m.isFinite else { return m.isNaN ? .nan : (m > 0 ? .nan : 0) }
         let shift = SIMD8<Float>(repeating: m)
         var total = 0.0
         var i = 0
@@ -500,16 +517,15 @@ enum Kernels {
             total += Double(block.sum())
         }
         while i < count { total += Double(Foundation.exp(x[i] - m)); i += 1 }
-        return Double(m) + Foundation.log(total)
+        return total
     }
 
-    /// Per-row results of comparing two distributions given by logits `a` (after) and `b` (before):
-    /// the log-sum-exps and `KL(a ‖ b) = Σ p_a (log p_a - log p_b)`.
-    static func klDivergence(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> (lseA: Double, lseB: Double, kl: Double) {
-        let lseA = logSumExp(a, count: count), lseB = logSumExp(b, count: count)
-        // KL = Σ p_a (a - b) - (lseA - lseB), with Σ p_a = 1.
-        let shift = SIMD8<Float>(repeating: Float(lseA))
-        var weighted = 0.0
+    /// `Σ exp(a_i - shift)(a_i - b_i)`, lanes as in `sumExp`; NaN for a shift that is not finite.
+    @inline(__always)
+    static func weightedDifference(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int, shift m: Float) -> Double {
+        guard m.isFinite else { return .nan }
+        let shift = SIMD8<Float>(repeating: m)
+        var total = 0.0
         var i = 0
         while i + 8 <= count {
             var block = SIMD8<Float>()
@@ -519,10 +535,10 @@ enum Kernels {
                 block = block.addingProduct(exp(va - shift), va - load8(b + i))
                 i += 8
             }
-            weighted += Double(block.sum())
+            total += Double(block.sum())
         }
-        while i < count { weighted += Double(Foundation.exp(a[i] - Float(lseA)) * (a[i] - b[i])); i += 1 }
-        return (lseA, lseB, weighted - (lseA - lseB))
+        while i < count { total += Double(Foundation.exp(a[i] - m) * (a[i] - b[i])); i += 1 }
+        return total
     }
 
     // MARK: Vector helpers

@@ -134,7 +134,7 @@ struct VocabularyHead {
                                sharedCount: sharedCount, partials: partials, targets: rowTargets, firstTarget: targetStart[r])
                     }
                     if let rowA, let rowB, sharedCount > 0 {
-                        partials.setCross(r, tile, weightedDifference(rowA, rowB, count: sharedCount, shift: partials.sharedMax(r, tile, 0)))
+                        partials.setCross(r, tile, Kernels.weightedDifference(rowA, rowB, count: sharedCount, shift: partials.sharedMax(r, tile, 0)))
                     }
                 }
                 if profile != nil { reduceSeconds[worker] += ComputeProfile.now() - reduceStart }
@@ -182,56 +182,17 @@ struct VocabularyHead {
         if let cap = softCap { Kernels.softCap(row, count: width, cap: cap) }
         if sharedCount > 0 {
             let m = Kernels.maximum(row, sharedCount)
-            partials.setShared(r, tile, s, max: m, sum: sumExp(row, count: sharedCount, shift: m))
+            partials.setShared(r, tile, s, max: m, sum: Kernels.sumExp(row, count: sharedCount, shift: m))
         }
         if width > sharedCount {
             let extra = row + sharedCount, count = width - sharedCount
             let m = Kernels.maximum(extra, count)
-            partials.setExtra(r, tile, s, max: m, sum: sumExp(extra, count: count, shift: m))
+            partials.setExtra(r, tile, s, max: m, sum: Kernels.sumExp(extra, count: count, shift: m))
         }
         for (i, token) in targets.enumerated() {
             let t = Int(token) - columns.lowerBound
             if t >= 0 && t < width { partials.setTarget(firstTarget + i, side: s, row[t]) }
         }
-    }
-
-    /// `Σ exp(x_i - shift)` in float32 lanes of 512 elements, the lane sums in Double (as
-    /// `Kernels.logSumExp` does).
-    @inline(__always)
-    static func sumExp(_ x: UnsafePointer<Float>, count: Int, shift m: Float) -> Double {
-        guard m.isFinite else { return m.isNaN ? .nan : (m > 0 ? .nan : 0) }
-        let shift = SIMD8<Float>(repeating: m)
-        var total = 0.0
-        var i = 0
-        while i + 8 <= count {
-            var block = SIMD8<Float>()
-            let end = min(count - count % 8, i + 512)
-            while i < end { block += Kernels.exp(Kernels.load8(x + i) - shift); i += 8 }
-            total += Double(block.sum())
-        }
-        while i < count { total += Double(Foundation.exp(x[i] - m)); i += 1 }
-        return total
-    }
-
-    /// `Σ exp(a_i - shift)(a_i - b_i)`, lanes as in `sumExp`.
-    @inline(__always)
-    static func weightedDifference(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int, shift m: Float) -> Double {
-        guard m.isFinite else { return .nan }
-        let shift = SIMD8<Float>(repeating: m)
-        var total = 0.0
-        var i = 0
-        while i + 8 <= count {
-            var block = SIMD8<Float>()
-            let end = min(count - count % 8, i + 512)
-            while i < end {
-                let va = Kernels.load8(a + i)
-                block = block.addingProduct(Kernels.exp(va - shift), va - Kernels.load8(b + i))
-                i += 8
-            }
-            total += Double(block.sum())
-        }
-        while i < count { total += Double(Foundation.exp(a[i] - m) * (a[i] - b[i])); i += 1 }
-        return total
     }
 
     // MARK: The plain version
