@@ -61,27 +61,16 @@ struct Linear: Sendable {
     var outFeatures: Int { weight.outFeatures }
     var inFeatures: Int { weight.inFeatures }
 
-    /// Computes `output[r] = input[r] W + b` for `rows` rows, or adds it to `output` when
-    /// `accumulate` is set (a residual connection). Rows are `inFeatures` and `outFeatures` apart.
+    /// Computes `output[r] = act(input[r] W + b)` for `rows` rows, or adds `input[r] W + b` to
+    /// `output` when `accumulate` is set (a residual connection). Rows are `inFeatures` and
+    /// `outFeatures` apart. The bias and the activation are applied to each tile of the product as
+    /// it is made (`GEMMEpilogue`).
     func apply(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>,
-               accumulate: Bool = false, profile: ComputeProfile? = nil) {
+               accumulate: Bool = false, activation: GEMMEpilogue.Activation? = nil, profile: ComputeProfile? = nil) {
+        precondition(!accumulate || activation == nil, "an activation applies to a product, not to a residual sum")
         guard rows > 0 else { return }
-        let n = outFeatures
-        var beta: Float = accumulate ? 1 : 0
-        if let bias {
-            bias.withUnsafeBufferPointer { b in
-                for r in 0..<rows {
-                    let row = output + r * n
-                    if accumulate {
-                        for j in 0..<n { row[j] += b[j] }
-                    } else {
-                        row.update(from: b.baseAddress!, count: n)
-                    }
-                }
-            }
-            beta = 1
-        }
-        Kernels.gemm(input, rows: rows, weight: weight, output: output, beta: beta, profile: profile)
+        Kernels.gemm(input, rows: rows, weight: weight, output: output, beta: accumulate ? 1 : 0,
+                     epilogue: GEMMEpilogue(bias: bias, activation: activation), profile: profile)
     }
 }
 
@@ -144,7 +133,8 @@ enum Kernels {
     }
 
     /// `output = input · Wᵀ (or W) + beta · output`, as a grid of tiles (`GEMMTiling`), each one
-    /// single-threaded OpenBLAS sgemm, spread over the threads.
+    /// single-threaded OpenBLAS sgemm, spread over the threads, and `epilogue` applied to each
+    /// tile by the thread that made it, straight after its sgemm.
     ///
     /// Numerical caveat: sgemm rounds an output slightly differently depending on where it falls in
     /// its call (measured: ~1e-6 relative), so a token's scores move by float32 rounding when the
@@ -152,14 +142,14 @@ enum Kernels {
     /// thread count, and OpenBLAS runs on one thread (`ComputeThreads`): the same call gives the
     /// same bits at any thread count.
     static func gemm(_ input: UnsafePointer<Float>, rows: Int, weight: DenseWeight, output: UnsafeMutablePointer<Float>,
-                     beta: Float, profile: ComputeProfile? = nil, tiling: GEMMTiling = .standard) {
+                     beta: Float, epilogue: GEMMEpilogue = .none, profile: ComputeProfile? = nil, tiling: GEMMTiling = .standard) {
         let start = profile != nil ? ComputeProfile.now() : 0
         let n = weight.outFeatures, k = weight.inFeatures
         if let w = weight.float32Pointer {
             tiledSGEMM(input, rows: rows, depth: k, weight: w, layout: weight.layout, weightStride: weight.layout == .outByIn ? k : n,
-                       columns: n, output: output, outputStride: n, beta: beta, tiling: tiling)
+                       columns: n, output: output, outputStride: n, beta: beta, epilogue: epilogue, firstColumn: 0, tiling: tiling)
         } else {
-            gemmByPanels(input, rows: rows, weight: weight, output: output, beta: beta, profile: profile, tiling: tiling)
+            gemmByPanels(input, rows: rows, weight: weight, output: output, beta: beta, epilogue: epilogue, profile: profile, tiling: tiling)
         }
         profile?.addGEMM(seconds: ComputeProfile.now() - start, flops: 2 * Double(rows) * Double(weight.outFeatures) * Double(weight.inFeatures))
     }
@@ -174,7 +164,8 @@ enum Kernels {
     /// buffer and each panel is one tiled product into its columns of `output`. Widening is exact,
     /// so the result differs from `gemm` on the widened matrix only by sgemm's blocking.
     static func gemmByPanels(_ input: UnsafePointer<Float>, rows: Int, weight: DenseWeight, output: UnsafeMutablePointer<Float>,
-                             beta: Float, profile: ComputeProfile?, panelElements: Int = panelElements, tiling: GEMMTiling = .standard) {
+                             beta: Float, epilogue: GEMMEpilogue = .none, profile: ComputeProfile?, panelElements: Int = panelElements,
+                             tiling: GEMMTiling = .standard) {
         let n = weight.outFeatures, k = weight.inFeatures
         guard n > 0, k > 0 else { return }
         var panel = min(n, max(1, panelElements / k))
@@ -189,7 +180,7 @@ enum Kernels {
             if let profile { profile.widenSeconds += ComputeProfile.now() - widenStart }
             tiledSGEMM(input, rows: rows, depth: k, weight: scratch.pointer, layout: weight.layout,
                        weightStride: weight.layout == .outByIn ? k : width, columns: width, output: output + first, outputStride: n,
-                       beta: beta, tiling: tiling)
+                       beta: beta, epilogue: epilogue, firstColumn: first, tiling: tiling)
             first += width
         }
     }
@@ -221,12 +212,14 @@ enum Kernels {
         }
     }
 
-    /// `C = A · op(B) + beta · C` tile by tile. A is `rows × depth` (row-major, rows `depth`
-    /// apart); B is the weight in its layout (`outByIn`: `[columns, depth]`, used transposed;
-    /// `inByOut`: `[depth, columns]`), rows `weightStride` apart; C's rows are `outputStride` apart.
+    /// `C = A · op(B) + beta · C` tile by tile, then `epilogue` on each tile. A is `rows × depth`
+    /// (row-major, rows `depth` apart); B is the weight in its layout (`outByIn`: `[columns, depth]`,
+    /// used transposed; `inByOut`: `[depth, columns]`), rows `weightStride` apart; C's rows are
+    /// `outputStride` apart, and its column 0 is output feature `firstColumn` (for the epilogue's bias).
     private static func tiledSGEMM(_ a: UnsafePointer<Float>, rows: Int, depth k: Int, weight b: UnsafePointer<Float>,
                                    layout: WeightLayout, weightStride: Int, columns: Int,
-                                   output c: UnsafeMutablePointer<Float>, outputStride: Int, beta: Float, tiling: GEMMTiling) {
+                                   output c: UnsafeMutablePointer<Float>, outputStride: Int, beta: Float,
+                                   epilogue: GEMMEpilogue, firstColumn: Int, tiling: GEMMTiling) {
         guard rows > 0, columns > 0 else { return }
         ComputeThreads.requireSingleThreadedBLAS()
         let rowParts = GEMMTiling.parts(rows, size: tiling.rows), columnParts = GEMMTiling.parts(columns, size: tiling.columns)
@@ -243,6 +236,7 @@ enum Kernels {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r.count), Int32(j.count), Int32(k), 1, tileA, Int32(k),
                             b + j.lowerBound, Int32(weightStride), beta, tileC, Int32(outputStride))
             }
+            epilogue.apply(tileC, rows: r.count, columns: j.count, stride: outputStride, firstColumn: firstColumn + j.lowerBound)
         }
     }
 
@@ -308,36 +302,12 @@ enum Kernels {
 
     // MARK: Activations
 
-    /// GPT-2's `gelu_new`: `0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³)))`, computed as the equal
-    /// `x · σ(2u)` which has no cancellation for negative x. In place.
-    static func geluTanh(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        let c = Float((2.0 / Double.pi).squareRoot())
-        let shared = UnsafeSendable(x)
-        forEachRange(count / 8, minimumPerTask: 4096) { blocks in
-            let x = shared.value
-            for block in blocks {
-                let v = load8(x + 8 * block)
-                let u = c * (v + 0.044715 * v * v * v)
-                store8(v / (1 + exp(-2 * u)), x + 8 * block)
-            }
-        }
-        var i = count - count % 8
-        while i < count {
-            let v = x[i]
-            let u = c * (v + 0.044715 * v * v * v)
-            x[i] = v / (1 + Foundation.exp(-2 * u))
-            i += 1
-        }
-    }
-
-    /// The exact gelu of GPT-NeoX: `0.5 x (1 + erf(x / √2))`. In place.
-    static func geluErf(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        let r = Float(1 / 2.0.squareRoot())
-        let shared = UnsafeSendable(x)
-        forEachRange(count, minimumPerTask: 8192) { range in
-            let x = shared.value
-            for i in range { x[i] = 0.5 * x[i] * (1 + Foundation.erf(x[i] * r)) }
-        }
+    /// GPT-2's `gelu_new`, `0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³)))`, of eight lanes, computed
+    /// as the equal `x · σ(2u)`, which has no cancellation for negative x (`GEMMEpilogue`).
+    @inline(__always)
+    static func geluTanh(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        let u = Float((2.0 / Double.pi).squareRoot()) * (v + 0.044715 * v * v * v)
+        return v / (1 + exp(-2 * u))
     }
 
     /// SwiGLU: `output[r][j] = silu(gate) * up`, where each input row is `[gate (width) | up (width)]`.
@@ -369,9 +339,7 @@ enum Kernels {
             let gate = input + r * 2 * width, up = gate + width, y = output + r * width
             var j = 0
             while j + 8 <= width {
-                let g = load8(gate + j)
-                let u = c * (g + 0.044715 * g * g * g)
-                store8(g / (1 + exp(-2 * u)) * load8(up + j), y + j)
+                store8(geluTanh(load8(gate + j)) * load8(up + j), y + j)
                 j += 8
             }
             while j < width {
@@ -391,11 +359,6 @@ enum Kernels {
             let x = shared.value
             for i in range { x[i] = cap * Foundation.tanh(x[i] / cap) }
         }
-    }
-
-    /// `max(x, 0)`, in place (OPT).
-    static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count where x[i] < 0 { x[i] = 0 }
     }
 
     // MARK: Rotary position embedding
@@ -459,22 +422,28 @@ enum Kernels {
     }
 
     /// Rotates the first `2·table.halfDim` dimensions of `headCount` consecutive heads of each row
-    /// in place, rotate-half convention (dimension i pairs with i + d/2).
+    /// in place, rotate-half convention (dimension i pairs with i + d/2). Rows are shared among the
+    /// threads; each is computed alone.
     static func applyRotary(_ data: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, headCount: Int, headDim: Int,
                             positions: UnsafePointer<Int32>, table: RotaryTable) {
         let half = table.halfDim
         guard half > 0 else { return }
+        let shared = UnsafeSendable((data, positions))
         table.cos.withUnsafeBufferPointer { cosTable in
             table.sin.withUnsafeBufferPointer { sinTable in
-                for r in 0..<rows {
-                    let p = Int(positions[r])
-                    let c = cosTable.baseAddress! + p * half, s = sinTable.baseAddress! + p * half
-                    for h in 0..<headCount {
-                        let x = data + r * rowStride + h * headDim
-                        for i in 0..<half {
-                            let x1 = x[i], x2 = x[i + half]
-                            x[i] = x1 * c[i] - x2 * s[i]
-                            x[i + half] = x2 * c[i] + x1 * s[i]
+                let tables = UnsafeSendable((cosTable.baseAddress!, sinTable.baseAddress!))
+                forEachRange(rows, minimumPerTask: 16) { range in
+                    let (data, positions) = shared.value
+                    for r in range {
+                        let p = Int(positions[r])
+                        let c = tables.value.0 + p * half, s = tables.value.1 + p * half
+                        for h in 0..<headCount {
+                            let x = data + r * rowStride + h * headDim
+                            for i in 0..<half {
+                                let x1 = x[i], x2 = x[i + half]
+                                x[i] = x1 * c[i] - x2 * s[i]
+                                x[i + half] = x2 * c[i] + x1 * s[i]
+                            }
                         }
                     }
                 }

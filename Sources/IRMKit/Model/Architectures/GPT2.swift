@@ -146,8 +146,7 @@ public final class GPT2Model: TransformerModel {
             block.attentionOutput.apply(attended.pointer, rows: n, into: x.pointer, accumulate: true, profile: profile)
             Kernels.layerNorm(x.pointer, rows: n, width: d, weight: block.norm2.weight, bias: block.norm2.bias,
                               epsilon: config.normEpsilon, output: normed.pointer)
-            block.up.apply(normed.pointer, rows: n, into: inner.pointer, profile: profile)
-            Kernels.geluTanh(inner.pointer, count: n * config.intermediateSize)
+            block.up.apply(normed.pointer, rows: n, into: inner.pointer, activation: .geluTanh, profile: profile)
             block.down.apply(inner.pointer, rows: n, into: x.pointer, accumulate: true, profile: profile)
         }
         let selected = batch.gatherOutputRows(x, width: d)

@@ -168,8 +168,7 @@ public final class GPTNeoXModel: TransformerModel {
                     Kernels.layerNorm(x.pointer, rows: n, width: d, weight: layer.postAttentionNorm.weight,
                                       bias: layer.postAttentionNorm.bias, epsilon: config.normEpsilon, output: mlpInput.pointer)
                 }
-                layer.up.apply(mlpInput.pointer, rows: n, into: hidden.pointer, profile: profile)
-                Kernels.geluErf(hidden.pointer, count: n * inner)
+                layer.up.apply(mlpInput.pointer, rows: n, into: hidden.pointer, activation: .geluErf, profile: profile)
                 layer.down.apply(hidden.pointer, rows: n, into: x.pointer, accumulate: true, profile: profile)
             }
         }

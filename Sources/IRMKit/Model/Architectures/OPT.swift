@@ -206,8 +206,7 @@ final class OPTModel: TransformerModel {
                                   epsilon: eps, output: normed.pointer)
                 input = normed.pointer
             }
-            layer.up.apply(input, rows: n, into: hidden.pointer, profile: profile)
-            Kernels.relu(hidden.pointer, count: n * inner)
+            layer.up.apply(input, rows: n, into: hidden.pointer, activation: .relu, profile: profile)
             layer.down.apply(hidden.pointer, rows: n, into: x.pointer, accumulate: true, profile: profile)
             if !preNorm {
                 Kernels.layerNorm(x.pointer, rows: n, width: d, weight: layer.mlpNorm.weight, bias: layer.mlpNorm.bias,
