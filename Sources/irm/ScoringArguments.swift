@@ -6,7 +6,7 @@ import IRMKit
 /// The batching settings change results only by float32 rounding (docs/scoring.md, "Batch
 /// invariance"); the thread count changes none ("Thread count").
 struct ScoringArguments: ParsableArguments {
-    @Option(help: "Threads for the forward pass's matrix products and attention (default: the number of cores). Results do not depend on it.")
+    @Option(help: "Threads irm computes on: the forward pass, the features, the bootstrap (default: the number of cores). Results do not depend on it.")
     var threads: Int?
 
     @Option(help: "Token rows per packed forward pass.")

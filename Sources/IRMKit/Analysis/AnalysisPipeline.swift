@@ -82,6 +82,7 @@ public enum AnalysisPipeline {
     /// hidden states, the reward model).
     public static func run(_ options: AnalysisOptions, progress: ProgressOutput? = nil) throws -> AnalysisResult {
         func stage(_ text: String) { progress?.stage(text) }
+        options.scoring.applyThreadCount()
         try validate(options)
         var warnings: [String] = []
         var inputs: [AnalysisResult.InputFile] = []

@@ -30,23 +30,6 @@ final class FloatBuffer: @unchecked Sendable {
     var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
 
-/// The tasks `0..<count`, handed out in order to whichever thread asks next.
-private final class TaskQueue: @unchecked Sendable {
-    private let lock = NSLock()
-    private var taken = 0
-    private let count: Int
-
-    init(count: Int) { self.count = count }
-
-    func next() -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard taken < count else { return nil }
-        taken += 1
-        return taken - 1
-    }
-}
-
 /// The scale and shift of a LayerNorm (GPT-2, GPT-NeoX, OPT).
 struct LayerNormWeights: Sendable {
     let weight: [Float]
@@ -96,40 +79,15 @@ enum Kernels {
         }
     }
 
-    /// Calls `body(t)` once for every `t` in `0..<tasks`, on up to `ComputeThreads.count` threads
-    /// that each take the next task when they finish one. Which thread runs a task is left to
-    /// chance, so a task's result must not depend on it.
+    /// Calls `body(t)` once for every `t` in `0..<tasks` (`ComputeThreads.forEachTask`).
     static func forEachTask(_ tasks: Int, _ body: (Int) -> Void) {
-        let workers = min(ComputeThreads.count, tasks)
-        guard workers > 1 else {
-            for t in 0..<tasks { body(t) }
-            return
-        }
-        let queue = TaskQueue(count: tasks)
-        withoutActuallyEscaping(body) { body in
-            let work = UnsafeSendable(body)
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                while let t = queue.next() { work.value(t) }
-            }
-        }
+        ComputeThreads.forEachTask(tasks) { task, _ in body(task) }
     }
 
-    /// `forEachTask`, also telling `body` which of the `min(ComputeThreads.count, tasks)` workers
-    /// runs the task (`0..<workers`), so that a task can use that worker's scratch space. No two
-    /// tasks run on one worker at once.
+    /// `forEachTask`, also telling `body` which worker runs the task (`ComputeThreads.forEachTask`),
+    /// so that a task can use that worker's scratch space.
     static func forEachTaskWithWorker(_ tasks: Int, _ body: (_ task: Int, _ worker: Int) -> Void) {
-        let workers = min(ComputeThreads.count, tasks)
-        guard workers > 1 else {
-            for t in 0..<tasks { body(t, 0) }
-            return
-        }
-        let queue = TaskQueue(count: tasks)
-        withoutActuallyEscaping(body) { body in
-            let work = UnsafeSendable(body)
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                while let t = queue.next() { work.value(t, worker) }
-            }
-        }
+        ComputeThreads.forEachTask(tasks, body)
     }
 
     /// `output = input · Wᵀ (or W) + beta · output`, as a grid of tiles (`GEMMTiling`), each one

@@ -15,6 +15,12 @@ public struct ScoringOptions: Sendable, Equatable {
     /// depend on it.
     public var threads: Int?
 
+    /// Makes `threads` (when set) the count every parallel loop of irm uses (`ComputeThreads`):
+    /// the pipelines call it first, so that what runs before the scorer keeps to it too.
+    public func applyThreadCount() {
+        if let threads { ComputeThreads.set(threads) }
+    }
+
     public init(tokensPerBatch: Int = 2048, sharePrompts: Bool = true, headRows: Int = 512, threads: Int? = nil) {
         self.tokensPerBatch = tokensPerBatch
         self.sharePrompts = sharePrompts
@@ -52,7 +58,7 @@ public final class LogProbScorer {
     public init(options: ScoringOptions = ScoringOptions(), profile: ComputeProfile? = nil) {
         self.options = options
         self.profile = profile
-        if let threads = options.threads { ComputeThreads.set(threads) }
+        options.applyThreadCount()
     }
 
     /// Per-token log-probs of each sample's response under a policy.

@@ -17,7 +17,7 @@ enum CRC32 {
     /// tests check that the combined result equals one pass).
     static func checksum(_ bytes: UnsafeRawBufferPointer, runs requested: Int? = nil) -> UInt32 {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return 0 }
-        let runs = min(requested ?? ProcessInfo.processInfo.activeProcessorCount, bytes.count / parallelRun)
+        let runs = min(requested ?? ComputeThreads.count, bytes.count / parallelRun)
         guard runs > 1 else { return serial(base, count: bytes.count) }
         let bounds = (0...runs).map { bytes.count * $0 / runs }
         let start = UnsafeSendable(base)

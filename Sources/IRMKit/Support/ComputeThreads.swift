@@ -38,6 +38,42 @@ public enum ComputeThreads {
         return max(1, threads)
     }()
 
+    /// Calls `body(task, worker)` once for every `task` in `0..<tasks`, on `min(count, tasks)`
+    /// workers (`worker` in `0..<workers`) that each take the next task when they finish one. No
+    /// two tasks run on one worker at once, so a task may use its worker's scratch space. Which
+    /// worker runs a task is left to chance, so a task's result must not depend on it.
+    static func forEachTask(_ tasks: Int, _ body: (_ task: Int, _ worker: Int) -> Void) {
+        let workers = min(count, tasks)
+        guard workers > 1 else {
+            for t in 0..<tasks { body(t, 0) }
+            return
+        }
+        let queue = TaskQueue(count: tasks)
+        withoutActuallyEscaping(body) { body in
+            let work = UnsafeSendable(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                while let t = queue.next() { work.value(t, worker) }
+            }
+        }
+    }
+
+    /// The tasks `0..<count`, handed out in order to whichever thread asks next.
+    private final class TaskQueue: @unchecked Sendable {
+        private let lock = NSLock()
+        private var taken = 0
+        private let count: Int
+
+        init(count: Int) { self.count = count }
+
+        func next() -> Int? {
+            lock.lock()
+            defer { lock.unlock() }
+            guard taken < count else { return nil }
+            taken += 1
+            return taken - 1
+        }
+    }
+
     private final class Setting: @unchecked Sendable {
         let lock = NSLock()
         var value: Int?

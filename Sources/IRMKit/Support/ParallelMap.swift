@@ -1,20 +1,21 @@
 import Dispatch
 import Foundation
 
-/// `map` over all cores: one helper for every data-parallel loop outside the forward-pass kernels.
-/// Each index is evaluated once, by one thread, into its own slot, so the result is in input order
-/// and identical to the serial `map` whatever the thread count.
+/// `map` over irm's threads (`ComputeThreads.count`, which `--threads` sets): one helper for every
+/// data-parallel loop outside the forward-pass kernels. Each index is evaluated once, by one
+/// thread, into its own slot, so the result is in input order and identical to the serial `map`
+/// whatever the thread count.
 enum ParallelMap {
     /// `values.map(transform)` in contiguous chunks (about 16 elements at least per chunk), for
     /// the per-sample feature work.
     static func map<T: Sendable, R: Sendable>(_ values: [T], _ transform: @escaping @Sendable (T) -> R) -> [R] {
         let n = values.count
-        let chunks = min(n / 16, ProcessInfo.processInfo.activeProcessorCount * 4)
+        let chunks = min(n / 16, ComputeThreads.count * 4)
         guard chunks > 1 else { return values.map(transform) }
         return [R](unsafeUninitializedCapacity: n) { buffer, initialized in
             guard let base = buffer.baseAddress else { initialized = 0; return }
             let out = UnsafeSendable(base)
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            ComputeThreads.forEachTask(chunks) { c, _ in
                 for i in (n * c / chunks)..<(n * (c + 1) / chunks) {
                     (out.value + i).initialize(to: transform(values[i]))
                 }
@@ -32,7 +33,7 @@ enum ParallelMap {
             let out = UnsafeSendable(buffer.baseAddress!)
             withoutActuallyEscaping(transform) { transform in
                 let evaluate = UnsafeSendable(transform)
-                DispatchQueue.concurrentPerform(iterations: count) { i in
+                ComputeThreads.forEachTask(count) { i, _ in
                     out.value[i] = Result { try evaluate.value(i) }
                 }
             }

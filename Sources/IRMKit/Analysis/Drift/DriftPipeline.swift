@@ -155,6 +155,7 @@ public enum DriftPipeline {
     public static func run(_ options: DriftOptions, progress: ProgressOutput? = nil) throws -> DriftResult {
         func stage(_ text: String) { progress?.stage(text) }
         let analysis = options.analysisOptions
+        analysis.scoring.applyThreadCount()
         try AnalysisPipeline.validate(analysis)
         var warnings: [String] = []
         var inputs: [AnalysisResult.InputFile] = []

@@ -73,6 +73,7 @@ public struct ScoreRun {
     /// `warn` receives warnings as soon as they are known (before the long scoring step).
     public init(_ options: Options, profile: ComputeProfile? = nil, progress: ProgressOutput? = nil,
                 warn: (String) -> Void = { _ in }) throws {
+        options.scoring.applyThreadCount()
         var warnings: [String] = []
         let inputs = try Inputs(options, warn: { warnings.append($0); warn($0) })
         let checkpoint = inputs.checkpoint, data = inputs.data
