@@ -10,8 +10,9 @@ struct ConvertCommand: ParsableCommand {
         abstract: "Convert a Hugging Face model directory (safetensors) into an irm checkpoint.",
         discussion: """
             Reads config.json, model.safetensors (or the shards listed in model.safetensors.index.json), \
-            tokenizer.json and tokenizer_config.json. Supports GPT-2, GPT-NeoX (Pythia), Llama, Mistral and \
-            Qwen2, as causal LMs (policies) and as sequence-classification reward models. The output is \
+            tokenizer.json and tokenizer_config.json. Supports the model types \(Architecture.supportedList) \
+            (config.json's model_type), as causal LMs (policies) and as sequence-classification reward \
+            models (docs/scoring.md lists what each computes). The output is \
             written to a temporary file and renamed into place only when complete.
 
             With --adapter, a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) \

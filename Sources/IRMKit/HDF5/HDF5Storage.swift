@@ -51,7 +51,7 @@ extension HDF5Dataset {
                 var offset: off_t = 0
                 var size: hsize_t = 0
                 if H5Pget_external(dcpl, index, name.count, &name, &offset, &size) >= 0 {
-                    files.append(String(cString: name))
+                    files.append(String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
                 }
             }
             return .external(files: files)
