@@ -180,7 +180,8 @@ def irm_score(a, model, data, out):
     numbers = {"wall": wall, "rss": rss, "split": [line for line in stderr.splitlines() if line.startswith("profile:")]}
     for key, pattern in [("scoring", r"scoring ([\d.]+) s"), ("load", r"load ([\d.]+) s")]:
         numbers[key] = float(re.search(pattern, stderr).group(1))
-    logprobs = [lp for line in open(out) for lp in json.loads(line)["logprobs"] if lp is not None]
+    numbers["per_chunk"] = [[lp for lp in json.loads(line)["logprobs"] if lp is not None] for line in open(out)]
+    logprobs = [lp for chunk in numbers["per_chunk"] for lp in chunk]
     numbers["scored"] = len(logprobs)
     numbers["ppl"] = float(np.exp(-np.mean(logprobs)))
     return numbers
@@ -191,7 +192,7 @@ def torch_score(directory, samples, threads, lean, batch_size):
     from transformers import AutoModelForCausalLM
     torch.set_num_threads(threads)
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation="sdpa").eval()
-    total, count = 0.0, 0
+    per_chunk = []
     start = time.perf_counter()
     with torch.inference_mode():
         for b in range(0, len(samples), batch_size):
@@ -203,15 +204,16 @@ def torch_score(directory, samples, threads, lean, batch_size):
                 logits = model.lm_head(hidden)
             else:
                 logits = model(input_ids=ids).logits[:, p - 1:-1]
-            logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, p:].unsqueeze(-1))
-            total += float(logprobs.sum())
-            count += logprobs.numel()
-    return {"scoring": time.perf_counter() - start, "scored": count, "ppl": float(np.exp(-total / count))}
+            logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, p:].unsqueeze(-1)).squeeze(-1)
+            per_chunk += logprobs.double().tolist()
+    seconds = time.perf_counter() - start
+    flat = [lp for chunk in per_chunk for lp in chunk]
+    return {"scoring": seconds, "scored": len(flat), "ppl": float(np.exp(-np.mean(flat))), "per_chunk": per_chunk}
 
 
 def llama_perplexity(a, binaries, gguf, text):
     command = [os.path.join(binaries, "llama-perplexity"), "-m", gguf, "-f", text, "-c", str(a.ctx), "--chunks", str(a.chunks),
-               "-t", str(a.threads), "-tb", str(a.threads)]
+               "-t", str(a.threads), "-tb", str(a.threads), "-b", str(max(2048, a.ctx))]
     stdout, stderr, wall, rss = run(command)
     log = stdout + stderr
     ppl = float(re.search(r"Final estimate: PPL = ([\d.]+)", log).group(1))
@@ -224,7 +226,9 @@ def llama_perplexity(a, binaries, gguf, text):
     chunks = int(re.search(r"calculating perplexity over (\d+) chunks", log).group(1))
     # (the "Final estimate" stamp read back too early on a 16-chunk run: take the rest of the process)
     seconds = wall - stamp("calculating perplexity over")
-    return {"scoring": seconds, "wall": wall, "rss": rss, "ppl": ppl, "scored": chunks * (a.ctx - a.ctx // 2 - 1)}
+    # The running perplexity it prints after each chunk: "[1]47012.3456,[2]..."
+    running = [float(v) for v in re.findall(r"\[\d+\]([\d.]+),", log)]
+    return {"scoring": seconds, "wall": wall, "rss": rss, "ppl": ppl, "scored": chunks * (a.ctx - a.ctx // 2 - 1), "running": running}
 
 
 def llama_bench(a, binaries, gguf):
@@ -323,6 +327,21 @@ def main():
         print(f"llama-bench pp{a.ctx} {outtype.upper()}: {rate:.1f} tokens/s")
     for line in irm["split"]:
         print("irm " + line)
+    # Token-level agreement: irm against transformers lean per token, and irm's running perplexity
+    # after each chunk against the one llama-perplexity prints.
+    ours = irm["per_chunk"]
+    for tool, variant, r in rows:
+        if tool == "transformers" and "per_chunk" in r:
+            worst = max(abs(x - y) for mine, theirs in zip(ours, r["per_chunk"]) for x, y in zip(mine, theirs))
+            print(f"largest |irm - transformers {variant.split(', ')[1]}| log-prob per token: {worst:.2e}")
+    sums = np.cumsum([np.sum(chunk) for chunk in ours])
+    counts = np.cumsum([len(chunk) for chunk in ours])
+    running = np.exp(-sums / counts)
+    for tool, variant, r in rows:
+        if tool == "llama-perplexity" and len(r.get("running", [])) >= len(running):
+            theirs = np.array(r["running"][:len(running)])
+            print(f"running perplexity after each chunk, irm vs llama-perplexity {variant}: largest relative difference "
+                  f"{np.max(np.abs(running / theirs - 1)):.2e}")
     print(f"load average at the end {load_average()}")
 
 
