@@ -3,8 +3,7 @@ import Foundation
 /// What a projection does to its output right after the product: add its bias to every row, then
 /// apply an activation. `Kernels.gemm` runs it on each output tile as soon as that tile's sgemm
 /// returns, while the tile is still in cache and on the thread that computed it, instead of as
-/// separate passes over the whole output (the bias used to be copied into every output row on one
-/// thread before the product, and the activation was another pass after it).
+/// separate passes over the whole output.
 ///
 /// Each output element's result depends on its own value, its column's bias and nothing else: the
 /// activations run in lanes of eight, and a tile row's last few elements go through the same lanes
