@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 
 /// `map` over irm's threads (`ComputeThreads.count`, which `--threads` sets): one helper for every
